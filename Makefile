@@ -1,0 +1,38 @@
+# Set-up and main jobs. Each target creates the virtual environment it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of PyTorch, installed first so that nothing pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.skdgm-installed
+
+.PHONY: install test demo docs lint benchmark clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[text,offline,plot,tests,docs]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(PY) -m skdgm.benchmark --config demo
+
+benchmark: $(STAMP)
+	$(PY) -m skdgm.benchmark --config full
+
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+lint: $(STAMP)
+	$(PY) -m ruff check skdgm tests examples benchmarks
+
+clean:
+	rm -rf $(VENV) docs/_build build dist *.egg-info

@@ -1,0 +1,615 @@
+"""SemiSupervisedVAEClassifier: the scikit-learn face of the stacked M1+M2 model."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context, clone
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.utils import TransformerTags, check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._preprocessing import ModelInputs
+from ._validation import check_count_matrix, check_documents, check_semi_supervised_labels
+
+__all__ = ["SemiSupervisedVAEClassifier"]
+
+
+class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
+    """Semi-supervised classifier built on a deep generative model (stacked M1+M2).
+
+    Kingma et al.'s M1+M2 model trained end to end, as in Zhu et al. (EACL 2021): documents
+    (or numeric features) are encoded into a latent variable z1; the class y and a second
+    latent z2 generate z1; a decoder reconstructs each document from z1. Unlabelled rows,
+    marked ``-1`` in ``y`` as in :class:`~sklearn.semi_supervised.LabelSpreading`, train the
+    model through the reconstruction and through the class posterior q(y | z1), which is
+    also the classifier.
+
+    Parameters
+    ----------
+    encoder : transformer or None, default=None
+        Turns raw documents into dense features, e.g.
+        :class:`~skdgm.encoders.MultilingualEncoder`. It is cloned and fitted in ``fit``.
+        With an encoder, ``X`` is a list of documents; without one, ``X`` is a numeric
+        matrix (dense, or scipy sparse such as ``CountVectorizer`` output).
+    decoder : {"auto", "gaussian", "bow"}, default="auto"
+        What p(x | z1) reconstructs. ``"gaussian"``: the (standardised) features.
+        ``"bow"``: a multinomial over word counts; ``X`` must hold non-negative integer
+        counts, or, with an encoder, the bag of subword pieces of each document from the
+        encoder's own tokenizer is used. ``"auto"`` is ``"bow"`` with an encoder that can
+        count tokens, ``"gaussian"`` otherwise.
+    z1_dim : int, default=64
+        Size of the latent variable z1 that the classifier sees.
+    z2_dim : int, default=32
+        Size of the latent variable z2.
+    hidden_dim : int, default=256
+        Width of the hidden layers of every network.
+    n_layers : int, default=1
+        Hidden layers of the inference network q(z1 | x).
+    dropout : float, default=0.1
+        Dropout rate in every network.
+    alpha : float, default=1.0
+        Weight of the cross-entropy of q(y | z1) on labelled rows, added to the ELBO
+        (Kingma's alpha).
+    vocabulary_size : int, default=5000
+        With an encoder: the number of most frequent subword pieces the bag-of-words
+        decoder reconstructs. Without one, all columns of ``X`` are used.
+    max_epochs : int, default=100
+        Epochs of joint training (after the warm-up). An epoch is one pass over the
+        unlabelled rows, each mini-batch paired with a batch of labelled rows.
+    batch_size : int, default=64
+        Rows of each kind (labelled, unlabelled) in a mini-batch.
+    learning_rate : float, default=1e-3
+        Adam's step size.
+    weight_decay : float, default=0.0
+        Adam's L2 penalty.
+    warm_up_epochs : int, default=0
+        Epochs that train the classifier alone on the labelled rows before joint training.
+    kl_annealing_epochs : int, default=0
+        Epochs over which the weight of the KL terms rises linearly from 0 to 1 (0: off).
+    free_bits : float, default=0.0
+        Nats of KL(q(z1 | x) || p(z1 | y, z2)) per dimension not penalised (0: off).
+    prior : {"uniform", "labelled"}, default="uniform"
+        p(y): uniform, or the class proportions of the labelled rows.
+    early_stopping : bool or "auto", default="auto"
+        Hold out ``validation_fraction`` of the labelled rows (stratified), stop when their
+        accuracy has not improved for ``n_iter_no_change`` epochs, and keep the best
+        epoch's parameters. ``"auto"`` turns it on when at least 10 labelled rows per class
+        are given (fewer leave too few rows to learn from and to validate on).
+    validation_fraction : float, default=0.1
+        Fraction of the labelled rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the model runs; ``"auto"`` picks CUDA when available.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, sampling, dropout, shuffling and the validation split.
+        Global random states (numpy's, torch's) are left untouched.
+    verbose : int, default=0
+        Show a progress bar over epochs when > 0.
+    warm_start : bool, default=False
+        Reuse the parameters of the previous ``fit`` (same data shape and classes).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in the labelled rows.
+    n_features_in_ : int
+        Number of features of ``X`` (numeric input only).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when ``X`` has string column names.
+    transduction_ : ndarray of shape (n_samples,)
+        A label for every training row: the given label of labelled rows, the predicted
+        one of unlabelled rows.
+    history_ : list of dict
+        One dict per epoch: losses, cross-entropy, KL terms, training and validation
+        accuracy, active units of z1, KL weight and duration.
+    n_iter_ : int
+        Number of epochs run in the last ``fit``.
+    encoder_ : transformer
+        The fitted clone of ``encoder`` (only with an encoder).
+    decoder_ : str
+        The resolved ``decoder``.
+    device_ : str
+        The resolved ``device``.
+
+    See Also
+    --------
+    sklearn.semi_supervised.SelfTrainingClassifier : Self-training around a classifier.
+    sklearn.semi_supervised.LabelSpreading : Graph-based label spreading.
+
+    References
+    ----------
+    Kingma, Rezende, Mohamed and Welling, "Semi-supervised learning with deep generative
+    models", NeurIPS 2014.
+    Zhu, Shareghi, Li, Reichart and Korhonen, "Combining deep generative models and
+    multi-lingual pretraining for semi-supervised document classification", EACL 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_classification
+    >>> from skdgm import SemiSupervisedVAEClassifier
+    >>> X, y = make_classification(n_samples=300, n_features=20, random_state=0)
+    >>> y_partial = y.copy()
+    >>> y_partial[30:] = -1  # only the first 30 rows are labelled
+    >>> clf = SemiSupervisedVAEClassifier(max_epochs=20, random_state=0)
+    >>> clf.fit(X, y_partial).predict(X[:5]).shape
+    (5,)
+    """
+
+    _parameter_constraints: dict = {
+        "encoder": [None, HasMethods(["fit", "transform"])],
+        "decoder": [StrOptions({"auto", "gaussian", "bow"})],
+        "z1_dim": [Interval(Integral, 1, None, closed="left")],
+        "z2_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_dim": [Interval(Integral, 1, None, closed="left")],
+        "n_layers": [Interval(Integral, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "vocabulary_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "warm_up_epochs": [Interval(Integral, 0, None, closed="left")],
+        "kl_annealing_epochs": [Interval(Integral, 0, None, closed="left")],
+        "free_bits": [Interval(Real, 0, None, closed="left")],
+        "prior": [StrOptions({"uniform", "labelled"})],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        encoder=None,
+        *,
+        decoder: str = "auto",
+        z1_dim: int = 64,
+        z2_dim: int = 32,
+        hidden_dim: int = 256,
+        n_layers: int = 1,
+        dropout: float = 0.1,
+        alpha: float = 1.0,
+        vocabulary_size: int = 5000,
+        max_epochs: int = 100,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        warm_up_epochs: int = 0,
+        kl_annealing_epochs: int = 0,
+        free_bits: float = 0.0,
+        prior: str = "uniform",
+        early_stopping: bool | str = "auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ):
+        self.encoder = encoder
+        self.decoder = decoder
+        self.z1_dim = z1_dim
+        self.z2_dim = z2_dim
+        self.hidden_dim = hidden_dim
+        self.n_layers = n_layers
+        self.dropout = dropout
+        self.alpha = alpha
+        self.vocabulary_size = vocabulary_size
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.warm_up_epochs = warm_up_epochs
+        self.kl_annealing_epochs = kl_annealing_epochs
+        self.free_bits = free_bits
+        self.prior = prior
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fitting
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Fit the model on labelled and unlabelled rows.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
+            Numeric features, or documents when ``encoder`` is set.
+        y : array-like of shape (n_samples,)
+            Labels, ``-1`` for unlabelled rows.
+
+        Returns
+        -------
+        self : SemiSupervisedVAEClassifier
+            The fitted classifier.
+        """
+        from ._sdgm import SDGM, TrainingConfig, train
+        from ._sdgm._device import fork_rng, resolve_device
+
+        features, counts, y = self._validate_fit_input(X, y)
+        labelled_mask, classes, y_index = check_semi_supervised_labels(y)
+        if (
+            self.warm_start
+            and hasattr(self, "module_")
+            and not np.array_equal(classes, self.classes_)
+        ):
+            raise ValueError(
+                f"warm_start=True needs the same classes as the previous fit: got "
+                f"{classes.tolist()}, previously {self.classes_.tolist()}. Set warm_start=False."
+            )
+        if labelled_mask.all():
+            warnings.warn(
+                "No unlabelled rows (marked -1) in y: training on labelled rows alone.",
+                UserWarning,
+                stacklevel=2,
+            )
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        decoder = self._resolve_decoder()
+        reuse = self.warm_start and hasattr(self, "module_")
+        if not reuse:
+            self.inputs_ = ModelInputs(
+                decoder, self.vocabulary_size if self.encoder is not None else None
+            ).fit(features, counts)
+        inputs, targets = self.inputs_.transform(features, counts)
+
+        labelled = np.flatnonzero(labelled_mask)
+        unlabelled = np.flatnonzero(~labelled_mask)
+        train_pos, valid_pos = self._validation_split(y_index, rng)
+
+        self.classes_ = classes
+        self.decoder_ = decoder
+        self.device_ = str(resolve_device(self.device))
+        device = resolve_device(self.device)
+        if self.prior == "labelled":
+            prior = np.bincount(y_index, minlength=len(classes)) / len(y_index)
+        else:
+            prior = np.full(len(classes), 1 / len(classes))
+        import torch
+
+        log_prior = torch.log(torch.as_tensor(prior, dtype=torch.float32, device=device))
+        if not reuse:
+            self._module_kwargs = dict(
+                in_dim=inputs.shape[1],
+                target_dim=targets.shape[1],
+                n_classes=len(classes),
+                decoder=decoder,
+                z1_dim=self.z1_dim,
+                z2_dim=self.z2_dim,
+                hidden_dim=self.hidden_dim,
+                n_layers=self.n_layers,
+                dropout=self.dropout,
+            )
+        config = TrainingConfig(
+            alpha=self.alpha,
+            max_epochs=self.warm_up_epochs + self.max_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            warm_up_epochs=0 if reuse else self.warm_up_epochs,
+            kl_annealing_epochs=self.kl_annealing_epochs,
+            free_bits=self.free_bits,
+            n_iter_no_change=self.n_iter_no_change,
+            elbo_weight=self._elbo_weight(targets),
+        )
+        from ._sdgm import RowSource
+
+        history = []
+        with fork_rng(device, seed):
+            if reuse:
+                module = self.module_.to(device)
+            else:
+                module = SDGM(**self._module_kwargs).to(device)
+            progress = _progress_bar(config.max_epochs, self.verbose)
+            try:
+                n_epochs = train(
+                    module,
+                    RowSource(inputs, device),
+                    RowSource(targets, device),
+                    labelled[train_pos],
+                    y_index[train_pos],
+                    unlabelled,
+                    labelled[valid_pos],
+                    y_index[valid_pos],
+                    log_prior,
+                    config,
+                    np.random.default_rng(seed),
+                    history,
+                    progress,
+                )
+            finally:
+                if progress is not None:
+                    progress.close()
+        self.module_ = module
+        self.history_ = history
+        self.n_iter_ = n_epochs
+        transduction = self.classes_[self._predict_index(inputs)]
+        transduction[labelled] = self.classes_[y_index]
+        self.transduction_ = transduction
+        return self
+
+    def _elbo_weight(self, targets):
+        """1 / the size of a row's reconstruction: tokens per document, or features.
+
+        The ELBO grows with the length of documents (or the number of features) while the
+        classifier's cross-entropy does not; dividing the ELBO by that size keeps ``alpha``
+        meaningful across corpora (Kingma et al. instead scale alpha with the data).
+        """
+        if self.decoder_ == "bow":
+            tokens = float(np.asarray(targets.sum(axis=1)).mean()) if targets.shape[0] else 1.0
+            return 1.0 / max(tokens, 1.0)
+        return 1.0 / targets.shape[1]
+
+    def _validate_fit_input(self, X, y):
+        """Validate X and y; return (features, counts, y) where either part may be None."""
+        if self.encoder is not None:
+            docs = check_documents(X)
+            y = _check_y_length(y, len(docs))
+            self.encoder_ = clone(self.encoder).fit(docs)
+            return (*self._encode(docs), y)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            y_numeric=False,
+            multi_output=False,
+            ensure_min_samples=2,
+        )
+        return (*self._split_numeric(X), y)
+
+    def _split_numeric(self, X):
+        if self._resolve_decoder() == "bow":
+            return None, check_count_matrix(X)
+        return X, None
+
+    def _encode(self, docs):
+        features = np.asarray(self.encoder_.transform(docs), dtype=np.float32)
+        counts = None
+        if hasattr(self.encoder_, "count_tokens"):
+            counts = self.encoder_.count_tokens(docs)
+        elif self._resolve_decoder() == "bow":
+            raise ValueError(
+                f"decoder='bow' needs token counts, but the encoder "
+                f"{type(self.encoder_).__name__} has no count_tokens method. Use "
+                "decoder='gaussian', or an encoder such as skdgm.encoders.MultilingualEncoder."
+            )
+        return features, counts
+
+    def _resolve_decoder(self):
+        if self.decoder != "auto":
+            return self.decoder
+        if self.encoder is not None and hasattr(self.encoder, "count_tokens"):
+            return "bow"
+        return "gaussian"
+
+    def _validation_split(self, y_index, rng):
+        """Positions (in the labelled rows) to train on and to validate on."""
+        all_pos = np.arange(len(y_index))
+        counts = np.bincount(y_index)
+        n_valid = int(np.ceil(self.validation_fraction * len(y_index)))
+        if self.early_stopping == "auto":
+            enabled = counts.min() >= 10
+        else:
+            enabled = bool(self.early_stopping)
+        if not enabled:
+            return all_pos, all_pos[:0]
+        if counts.min() < 2 or n_valid < len(counts) or len(y_index) - n_valid < len(counts):
+            raise ValueError(
+                f"early_stopping=True needs at least 2 labelled rows per class and a "
+                f"validation_fraction that leaves every class on both sides; got class counts "
+                f"{counts.tolist()} and validation_fraction={self.validation_fraction}. Label "
+                "more rows, raise validation_fraction, or set early_stopping=False."
+            )
+        split = StratifiedShuffleSplit(n_splits=1, test_size=n_valid, random_state=rng)
+        train_pos, valid_pos = next(split.split(all_pos, y_index))
+        return np.sort(train_pos), np.sort(valid_pos)
+
+    # --------------------------------------------------------------- prediction
+    def _model_inputs(self, X):
+        check_is_fitted(self)
+        if self.encoder is not None:
+            features, counts = self._encode(check_documents(X))
+        else:
+            X = validate_data(
+                self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False
+            )
+            features, counts = self._split_numeric(X)
+        return self.inputs_.transform(features, counts)[0]
+
+    def _logits(self, inputs):
+        from ._sdgm import RowSource, predict_logits
+        from ._sdgm._device import resolve_device
+
+        device = resolve_device(self.device_)
+        self.module_.to(device)
+        return (
+            predict_logits(
+                self.module_, RowSource(inputs, device), np.arange(inputs.shape[0]), 1024
+            )
+            .double()
+            .cpu()
+        )
+
+    def _predict_index(self, inputs):
+        return self._logits(inputs).argmax(1).numpy()
+
+    def predict_log_proba(self, X):
+        """Log of q(y | E[z1 | x]) for each class.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
+            Numeric features, or documents when ``encoder`` is set.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        import torch
+
+        return torch.log_softmax(self._logits(self._model_inputs(X)), dim=1).numpy()
+
+    def predict_proba(self, X):
+        """Class probabilities q(y | E[z1 | x]).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
+            Numeric features, or documents when ``encoder`` is set.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1; columns follow ``classes_``.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X):
+        """Predict the class of each row.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
+            Numeric features, or documents when ``encoder`` is set.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels, from ``classes_``.
+        """
+        inputs = self._model_inputs(X)
+        return self.classes_[self._predict_index(inputs)]
+
+    def transform(self, X):
+        """Posterior means E[z1 | x]: the learned representation.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
+            Numeric features, or documents when ``encoder`` is set.
+
+        Returns
+        -------
+        z1 : ndarray of shape (n_samples, z1_dim)
+        """
+        from ._sdgm import RowSource, encode_mean
+        from ._sdgm._device import resolve_device
+
+        inputs = self._model_inputs(X)
+        device = resolve_device(self.device_)
+        self.module_.to(device)
+        z1 = encode_mean(self.module_, RowSource(inputs, device), np.arange(inputs.shape[0]), 1024)
+        return z1.cpu().numpy()
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on the labelled rows; rows marked ``-1`` are ignored.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
+            Numeric features, or documents when ``encoder`` is set.
+        y : array-like of shape (n_samples,)
+            True labels, ``-1`` for rows to ignore.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy of the predictions on the labelled rows.
+        """
+        y = np.asarray(y)
+        labelled = ~_unlabelled_mask(y)
+        if not labelled.any():
+            raise ValueError("score needs labelled rows: every entry of y is -1.")
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight)[labelled]
+        X_labelled = _take(X, np.flatnonzero(labelled))
+        return accuracy_score(y[labelled], self.predict(X_labelled), sample_weight=sample_weight)
+
+    # ----------------------------------------------------------------- plumbing
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float32"])
+        if self.encoder is not None:
+            tags.input_tags.two_d_array = False
+            tags.input_tags.string = True
+        else:
+            tags.input_tags.sparse = True
+        return tags
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "module_" in state:
+            # Plain CPU tensors: the pickle loads on machines without the training device.
+            state["module_"] = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
+        return state
+
+    def __setstate__(self, state):
+        module_state = state.get("module_")
+        if isinstance(module_state, dict):
+            from ._sdgm import SDGM
+
+            module = SDGM(**state["_module_kwargs"])
+            module.load_state_dict(module_state)
+            state["module_"] = module
+            if str(state.get("device_", "cpu")).startswith("cuda"):
+                import torch
+
+                if not torch.cuda.is_available():  # fitted on a GPU, loaded without one
+                    state["device_"] = "cpu"
+        self.__dict__.update(state)
+
+
+def _check_y_length(y, n_samples):
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-dimensional, got shape {y.shape}.")
+    if len(y) != n_samples:
+        raise ValueError(
+            f"X and y have different lengths: {n_samples} documents and {len(y)} labels."
+        )
+    return y
+
+
+def _unlabelled_mask(y):
+    from ._validation import unlabelled_mask
+
+    return unlabelled_mask(y)
+
+
+def _take(X, index):
+    if sp.issparse(X) or isinstance(X, np.ndarray):
+        return X[index]
+    if hasattr(X, "iloc"):
+        return X.iloc[index]
+    return [X[i] for i in index]
+
+
+def _progress_bar(total, verbose):
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="SemiSupervisedVAEClassifier", unit="epoch")

@@ -1,0 +1,131 @@
+"""The networks of the stacked M1+M2 model (Kingma et al. 2014; Zhu et al. 2021).
+
+Inference: q(z1 | x), q(y | z1), q(z2 | z1, y).
+Generation: p(z2) = N(0, I), p(z1 | y, z2), p(x | z1) (the decoder).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# Bounds on log-variances keep exp() finite early in training.
+_LOGVAR_MIN, _LOGVAR_MAX = -8.0, 8.0
+
+
+def _mlp(in_dim: int, hidden_dim: int, n_layers: int, dropout: float) -> nn.Sequential:
+    """``n_layers`` blocks Linear -> GELU -> Dropout (no BatchNorm: a batch may hold one row)."""
+    layers: list[nn.Module] = []
+    for _ in range(n_layers):
+        layers += [nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout)]
+        in_dim = hidden_dim
+    return nn.Sequential(*layers)
+
+
+class GaussianNet(nn.Module):
+    """An MLP whose outputs are the mean and log-variance of a diagonal Gaussian."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, n_layers: int, dropout: float):
+        super().__init__()
+        self.body = _mlp(in_dim, hidden_dim, n_layers, dropout)
+        width = hidden_dim if n_layers else in_dim
+        self.mu = nn.Linear(width, out_dim)
+        self.logvar = nn.Linear(width, out_dim)
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.body(inputs)
+        logvar = self.logvar(hidden).clamp(_LOGVAR_MIN, _LOGVAR_MAX)
+        return self.mu(hidden), logvar
+
+
+class ConditionalGaussianNet(GaussianNet):
+    """A Gaussian over one variable given another and the class, e.g. p(z1 | y, z2).
+
+    The one-hot class is embedded linearly to the size of the conditioning variable and
+    added to it, as in the paper.
+    """
+
+    def __init__(self, cond_dim, n_classes, hidden_dim, out_dim, n_layers, dropout):
+        super().__init__(cond_dim, hidden_dim, out_dim, n_layers, dropout)
+        self.class_embedding = nn.Linear(n_classes, cond_dim, bias=False)
+
+    def forward(self, cond: torch.Tensor, y_onehot: torch.Tensor):
+        return super().forward(cond + self.class_embedding(y_onehot))
+
+
+class GaussianDecoder(nn.Module):
+    """p(x | z1) = N(mu(z1), diag sigma^2) with one learned variance per feature."""
+
+    def __init__(self, z1_dim, hidden_dim, out_dim, n_layers, dropout):
+        super().__init__()
+        self.body = _mlp(z1_dim, hidden_dim, n_layers, dropout)
+        self.mu = nn.Linear(hidden_dim if n_layers else z1_dim, out_dim)
+        self.logvar = nn.Parameter(torch.zeros(out_dim))
+
+    def log_likelihood(self, z1: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        mu = self.mu(self.body(z1))
+        logvar = self.logvar.clamp(_LOGVAR_MIN, _LOGVAR_MAX)
+        sq = (target - mu).pow(2) * torch.exp(-logvar)
+        return -0.5 * (sq + logvar + 1.8378770664093453).sum(dim=1)  # log(2 pi)
+
+
+class BowDecoder(nn.Module):
+    """p(x | z1): a multinomial over a vocabulary, logits = W z1 + b (the paper's BOW decoder)."""
+
+    def __init__(self, z1_dim, vocab_size):
+        super().__init__()
+        self.logits = nn.Linear(z1_dim, vocab_size)
+
+    def log_likelihood(self, z1: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        return (counts * F.log_softmax(self.logits(z1), dim=1)).sum(dim=1)
+
+
+class SDGM(nn.Module):
+    """The stacked M1+M2 semi-supervised deep generative model.
+
+    Parameters
+    ----------
+    in_dim : int
+        Width of the inference network's input (the features of a document).
+    target_dim : int
+        Width of what the decoder reconstructs (features or vocabulary counts).
+    n_classes : int
+        Number of classes.
+    decoder : {"gaussian", "bow"}
+        The kind of p(x | z1).
+    z1_dim, z2_dim, hidden_dim, n_layers, dropout
+        Sizes of the latent variables and of the MLPs.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        target_dim: int,
+        n_classes: int,
+        decoder: str,
+        z1_dim: int,
+        z2_dim: int,
+        hidden_dim: int,
+        n_layers: int,
+        dropout: float,
+    ):
+        super().__init__()
+        self.n_classes = n_classes
+        self.input_dropout = nn.Dropout(dropout)
+        self.q_z1 = GaussianNet(in_dim, hidden_dim, z1_dim, n_layers, dropout)
+        self.q_y = nn.Sequential(nn.Dropout(dropout), nn.Linear(z1_dim, n_classes))
+        self.q_z2 = ConditionalGaussianNet(z1_dim, n_classes, hidden_dim, z2_dim, 1, dropout)
+        self.p_z1 = ConditionalGaussianNet(z2_dim, n_classes, hidden_dim, z1_dim, 1, dropout)
+        if decoder == "bow":
+            self.decoder = BowDecoder(z1_dim, target_dim)
+        else:
+            self.decoder = GaussianDecoder(z1_dim, hidden_dim, target_dim, 1, dropout)
+
+    def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z1 | x)."""
+        return self.q_z1(self.input_dropout(inputs))
+
+    def classify(self, z1: torch.Tensor) -> torch.Tensor:
+        """Logits of q(y | z1)."""
+        return self.q_y(z1)

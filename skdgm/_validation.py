@@ -1,0 +1,113 @@
+"""Input checks that give clear errors before anything reaches torch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def unlabelled_mask(y: np.ndarray) -> np.ndarray:
+    """True where ``y`` marks a row as unlabelled (``-1``, or the string ``"-1"``)."""
+    if y.dtype.kind in "iuf":
+        return y == -1
+    if y.dtype.kind in "US":
+        return y == "-1"
+    return np.array([_is_minus_one(v) for v in y], dtype=bool)
+
+
+def _is_minus_one(value) -> bool:
+    if isinstance(value, str):
+        return value == "-1"
+    try:
+        return bool(value == -1)
+    except (TypeError, ValueError):
+        return False
+
+
+def check_semi_supervised_labels(y: np.ndarray):
+    """Check semi-supervised labels; return (labelled mask, classes, class index per labelled row).
+
+    Raises a ``ValueError`` naming the problem for: no labelled row, a single labelled class,
+    missing values, or float labels with fractions (regression targets, not classes).
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-dimensional, got shape {y.shape}.")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity. Mark unlabelled rows with -1, not NaN.")
+        fractional = y != np.round(y)
+        if fractional.any():
+            raise ValueError(
+                f"y holds floats with fractions (e.g. {float(y[fractional][0]):g}): a "
+                "continuous (regression) target, not classes. A classifier needs discrete "
+                "labels (integers or strings), with -1 for unlabelled rows."
+            )
+    elif y.dtype.kind == "O" and any(v is None for v in y):
+        raise ValueError("y contains None. Mark unlabelled rows with -1, not None.")
+    unlabelled = unlabelled_mask(y)
+    labelled = ~unlabelled
+    if not labelled.any():
+        raise ValueError(
+            "y has no labelled rows: every entry is -1. Label at least a few rows per class."
+        )
+    try:
+        classes, y_index = np.unique(y[labelled], return_inverse=True)
+    except TypeError as exc:
+        raise ValueError(
+            "y mixes label types that cannot be compared (e.g. strings and numbers). Use "
+            "one type for the labels, and -1 for unlabelled rows."
+        ) from exc
+    if len(classes) < 2:
+        raise ValueError(
+            f"y has labelled rows of a single class ({classes[0]!r}); a classifier needs at "
+            "least 2 classes among the labelled rows."
+        )
+    return labelled, classes, y_index.ravel()
+
+
+def check_count_matrix(X):
+    """Check that ``X`` holds non-negative integer counts (for ``decoder='bow'``)."""
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    if data.size and data.min() < 0:
+        raise ValueError(
+            "decoder='bow' needs non-negative word counts, but X has negative values "
+            f"(min {data.min():g}). Use decoder='gaussian' for real-valued features."
+        )
+    if data.size and np.any(data != np.round(data)):
+        raise ValueError(
+            "decoder='bow' needs integer word counts (e.g. CountVectorizer output), but X has "
+            "non-integer values. Pass raw counts rather than TF-IDF, or use decoder='gaussian'."
+        )
+    return X
+
+
+def check_documents(X) -> list[str]:
+    """Check a collection of documents; return them as a new list of ``str``.
+
+    Accepts lists, tuples, 1-d numpy arrays and pandas Series of strings. Raises
+    ``TypeError`` for a bare string or non-string items, naming the first bad item.
+    """
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            "X must be a list of documents, got a single string. Wrap it in a list: [text]."
+        )
+    if hasattr(X, "ndim") and getattr(X, "ndim", 1) != 1:
+        raise TypeError(
+            f"X must be a 1-dimensional collection of documents, got an array of shape "
+            f"{X.shape}. Pass one string per document."
+        )
+    if sp.issparse(X) or not isinstance(X, Iterable):
+        raise TypeError(f"X must be a list of documents (strings), got {type(X).__name__}.")
+    docs = list(X.values if hasattr(X, "iloc") else X)
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, str):
+            raise TypeError(
+                f"X must contain only strings, but document {i} is {type(doc).__name__} "
+                f"({doc!r:.40}). Decode bytes and replace missing documents with ''."
+            )
+    if not docs:
+        raise ValueError("X is empty: pass at least one document.")
+    return docs

