@@ -72,7 +72,8 @@ def main(argv=None):
     corpus = load_libreoffice_help(classes="all")
     order = np.random.default_rng(0).permutation(len(corpus.data))[: args.n_docs]
     documents = [corpus.data[i] for i in order]
-    languages = dict(zip(*np.unique(corpus.lang[order], return_counts=True)))
+    names, counts = np.unique(corpus.lang[order], return_counts=True)
+    languages = ", ".join(f"{name} {count}" for name, count in zip(names.tolist(), counts))
     folder = str(offline_model_dir())
 
     reference, seconds = plain_loop(folder, documents)
@@ -82,7 +83,7 @@ def main(argv=None):
     embeddings, seconds, precision = encoder_run(documents)
     rows.append(("MultilingualEncoder, defaults", precision, seconds, embeddings))
 
-    print(f"{len(documents)} documents, languages {languages}, model {folder}")
+    print(f"{len(documents)} documents ({languages}), model {folder}")
     header = f"{'method':<31} {'precision':<9} {'docs/s':>7} {'speed-up':>8} "
     print(header + f"{'cos mean':>9} {'cos min':>8}")
     reference_rate = len(documents) / rows[0][2]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set
 
 import numpy as np
 import scipy.sparse as sp
@@ -62,7 +62,7 @@ def check_semi_supervised_labels(y: np.ndarray):
         ) from exc
     if len(classes) < 2:
         raise ValueError(
-            f"y has labelled rows of a single class ({classes[0]!r}); a classifier needs at "
+            f"y has labelled rows of a single class ({classes.tolist()[0]!r}); a classifier needs at "
             "least 2 classes among the labelled rows."
         )
     return labelled, classes, y_index.ravel()
@@ -84,30 +84,43 @@ def check_count_matrix(X):
     return X
 
 
-def check_documents(X) -> list[str]:
-    """Check a collection of documents; return them as a new list of ``str``.
-
-    Accepts lists, tuples, 1-d numpy arrays and pandas Series of strings. Raises
-    ``TypeError`` for a bare string or non-string items, naming the first bad item.
-    """
-    if isinstance(X, (str, bytes)):
+def check_documents(X, *, min_documents: int = 0) -> list[str]:
+    """Return ``X`` as a list of str, or raise an error that says what to change."""
+    if isinstance(X, str):
         raise TypeError(
-            "X must be a list of documents, got a single string. Wrap it in a list: [text]."
+            "X must be a list of documents, got a single string; wrap it in a list: [X]."
         )
-    if hasattr(X, "ndim") and getattr(X, "ndim", 1) != 1:
+    if isinstance(X, (bytes, bytearray)):
         raise TypeError(
-            f"X must be a 1-dimensional collection of documents, got an array of shape "
-            f"{X.shape}. Pass one string per document."
+            "X must be a list of documents (str), got bytes; decode it first, e.g. "
+            "[X.decode('utf-8')]."
         )
-    if sp.issparse(X) or not isinstance(X, Iterable):
-        raise TypeError(f"X must be a list of documents (strings), got {type(X).__name__}.")
-    docs = list(X.values if hasattr(X, "iloc") else X)
-    for i, doc in enumerate(docs):
-        if not isinstance(doc, str):
+    if hasattr(X, "columns"):
+        raise TypeError(
+            "X must be a 1-D list of documents, got a DataFrame; pass one column, e.g. X['text']."
+        )
+    if isinstance(X, (Mapping, Set)):
+        raise TypeError(
+            f"X must be a list of documents, got a {type(X).__name__}, which has no order "
+            "of rows; pass a list."
+        )
+    if getattr(X, "ndim", 1) != 1:
+        raise ValueError(
+            f"X must be a 1-D list of documents, got an array of shape {X.shape}; select "
+            "the text column as a 1-D array (e.g. X[:, 0] or df['text'])."
+        )
+    if not isinstance(X, Iterable):
+        raise TypeError(f"X must be a list of documents (str), got {type(X).__name__}.")
+    documents = list(X)
+    for index, document in enumerate(documents):
+        if not isinstance(document, str):
             raise TypeError(
-                f"X must contain only strings, but document {i} is {type(doc).__name__} "
-                f"({doc!r:.40}). Decode bytes and replace missing documents with ''."
+                f"Every document must be a str, but X[{index}] is a "
+                f"{type(document).__name__} ({document!r:.40}). Convert the documents to "
+                "str and replace missing ones (None, NaN) with ''."
             )
-    if not docs:
-        raise ValueError("X is empty: pass at least one document.")
-    return docs
+    if len(documents) < min_documents:
+        raise ValueError(
+            f"X holds {len(documents)} documents; at least {min_documents} is needed."
+        )
+    return [str(document) for document in documents]  # np.str_ -> str

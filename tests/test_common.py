@@ -6,7 +6,7 @@ from sklearn.utils.estimator_checks import check_param_validation, parametrize_w
 from skdgm import SemiSupervisedVAEClassifier
 
 # A small, fast configuration: the checks fit dozens of times on tiny data.
-FAST = dict(max_epochs=5, hidden_dim=16, z1_dim=4, z2_dim=2, batch_size=32, random_state=0)
+FAST = dict(max_epochs=20, hidden_dim=16, z1_dim=4, z2_dim=2, batch_size=32, random_state=0)
 
 EXPECTED_FAILED_CHECKS = {
     "check_classifiers_classes": (

@@ -112,7 +112,6 @@ class SDGM(nn.Module):
     ):
         super().__init__()
         self.n_classes = n_classes
-        self.input_dropout = nn.Dropout(dropout)
         self.q_z1 = GaussianNet(in_dim, hidden_dim, z1_dim, n_layers, dropout)
         self.q_y = nn.Sequential(nn.Dropout(dropout), nn.Linear(z1_dim, n_classes))
         self.q_z2 = ConditionalGaussianNet(z1_dim, n_classes, hidden_dim, z2_dim, 1, dropout)
@@ -124,7 +123,7 @@ class SDGM(nn.Module):
 
     def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of q(z1 | x)."""
-        return self.q_z1(self.input_dropout(inputs))
+        return self.q_z1(inputs)
 
     def classify(self, z1: torch.Tensor) -> torch.Tensor:
         """Logits of q(y | z1)."""

@@ -60,7 +60,6 @@ class TrainingConfig:
     free_bits: float
     n_iter_no_change: int | None
     elbo_weight: float = 1.0
-    classifier_input: str = "sample"
 
 
 def train(
@@ -91,7 +90,7 @@ def train(
     """
     device = log_prior.device
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, foreach=True
     )
     y_all = torch.as_tensor(y, device=device)
     best = (-math.inf, -math.inf)
@@ -230,7 +229,7 @@ def encode_mean(model: SDGM, inputs: RowSource, index: np.ndarray, batch_size: i
     return torch.cat(out)
 
 
-def active_units(model: SDGM, inputs: RowSource, index: np.ndarray, threshold=0.01, n_max=2048):
+def active_units(model: SDGM, inputs: RowSource, index: np.ndarray, threshold=0.01, n_max=512):
     """Dimensions of z1 whose posterior mean varies across documents (Burda et al. 2016)."""
     index = index[:n_max]
     if len(index) < 2:

@@ -167,6 +167,10 @@ def offline_model_dir(create: bool = True) -> Path:
             "source": OFFLINE_MODEL_NAME,
         }
         (staging / _MARKER_FILE).write_text(json.dumps(marker, indent=2), encoding="utf-8")
+        # mkdtemp and safetensors create private files; a cache may be shared.
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        staging.chmod(0o755)
         if target.exists() and not _is_complete(target):
             shutil.rmtree(target, ignore_errors=True)  # left over from an older format
         try:

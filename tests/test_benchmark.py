@@ -1,0 +1,113 @@
+"""Smoke tests of the benchmark on a tiny random encoder (no download)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from skdgm.benchmark import (
+    METHODS,
+    draw_labelled,
+    format_table,
+    format_timings,
+    main,
+    run_benchmark,
+    write_results,
+)
+
+
+@pytest.fixture(scope="module")
+def results(tiny_wordpiece_model):
+    return run_benchmark(
+        ["en", "de"],
+        [8],
+        1,
+        cross_lingual=[("en", "de")],
+        encoder=tiny_wordpiece_model,
+        device="cpu",
+        sdgm_params={"max_epochs": 2},
+        verbose=0,
+    )
+
+
+def test_every_run_is_present_and_scored(results):
+    expected = {
+        (source, target, 8, 0, method)
+        for source, target in [("en", "en"), ("de", "de"), ("en", "de")]
+        for method in METHODS
+    }
+    got = [(r["source"], r["target"], r["n"], r["seed"], r["method"]) for r in results]
+    assert sorted(got) == sorted(expected)
+    for run in results:
+        assert 0.0 <= run["accuracy"] <= 1.0
+        assert 0.0 <= run["macro_f1"] <= 1.0
+        assert run["fit_seconds"] >= 0.0
+        assert run["n_labelled"] == 8  # 2 per class, 4 classes
+        assert run["n_unlabelled"] > 100 and run["n_test"] > 100
+    cross = [run for run in results if run["setting"] == "cross-lingual"]
+    assert {run["language"] for run in cross} == {"de"}
+    assert set(results.timings) >= {"load model", "encode en", "encode de"}
+
+
+def test_methods_share_the_draws(results):
+    draws = {}
+    for run in results:
+        draws.setdefault((run["source"], run["target"], run["n"], run["seed"]), set()).add(
+            run["draw"]
+        )
+    assert all(len(fingerprints) == 1 for fingerprints in draws.values())
+    # the cross-lingual run labels the same English documents as the English run
+    assert draws[("en", "en", 8, 0)] == draws[("en", "de", 8, 0)]
+
+
+def test_draw_is_deterministic_and_stratified():
+    y = np.repeat([0, 1, 2, 3], [50, 30, 3, 40])
+    first = draw_labelled(y, 32, seed=0, language="en")
+    assert np.array_equal(first, draw_labelled(y, 32, seed=0, language="en"))
+    assert not np.array_equal(first, draw_labelled(y, 32, seed=1, language="en"))
+    assert not np.array_equal(first, draw_labelled(y, 32, seed=0, language="de"))
+    assert np.all(np.diff(first) > 0) and first.max() < len(y)  # positions in y, unique
+    assert np.bincount(y[first]).tolist() == [8, 8, 3, 8]  # capped at what a class has
+    assert np.array_equal(draw_labelled(y, "all", seed=0, language="en"), np.arange(len(y)))
+    with pytest.raises(ValueError, match="fewer than the 4 classes"):
+        draw_labelled(y, 3, seed=0, language="en")
+
+
+def test_tables_and_files(results, tmp_path):
+    table = format_table(results)
+    assert table.startswith("Accuracy")
+    lines = table.splitlines()
+    assert all(method in lines[1] for method in METHODS)
+    assert any(line.startswith("average") for line in lines)
+    assert any(line.startswith("en-de") for line in lines)
+    assert all(line.count("*") >= 1 for line in lines if line[:2] in ("en", "de", "av"))
+    assert format_table(results, "macro_f1").startswith("Macro-F1")
+    assert "SDGM" in format_timings(results)
+
+    paths = write_results(results, tmp_path / "out")
+    assert [path.name for path in paths] == ["results.csv", "results.json", "accuracy.png"]
+    with open(paths[0], encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(results)
+    saved = json.loads(paths[1].read_text(encoding="utf-8"))
+    assert len(saved["runs"]) == len(results)
+    assert format_table(saved["runs"]) == table  # the JSON reproduces the table
+    assert paths[2].stat().st_size > 1000
+
+
+def test_bad_settings_raise_clear_errors(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--config", "nope"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "smoke" in err and "full" in err
+    with pytest.raises(ValueError, match="Unknown method"):
+        run_benchmark(["en"], [8], 1, ["SDGM", "Magic"])
+    with pytest.raises(ValueError, match="Unknown language"):
+        run_benchmark(["xx"], [8], 1)
+    with pytest.raises(SystemExit):
+        main(["--sizes", "8,lots"])
+    assert "lots" in capsys.readouterr().err
