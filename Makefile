@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch, installed first so that nothing pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.skdgm-installed
+# Embeddings computed once, reused by later runs of the benchmark.
+EMBEDDING_CACHE ?= .cache/embeddings
 
 .PHONY: install test demo docs lint benchmark clean
 
@@ -23,10 +25,10 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) -m skdgm.benchmark --config demo
+	$(PY) -m skdgm.benchmark --config demo --cache-dir $(EMBEDDING_CACHE)
 
 benchmark: $(STAMP)
-	$(PY) -m skdgm.benchmark --config full
+	$(PY) -m skdgm.benchmark --config full --cache-dir $(EMBEDDING_CACHE)
 
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html

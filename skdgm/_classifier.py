@@ -102,7 +102,7 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         The labels seen in the labelled rows.
     n_features_in_ : int
         Number of features of ``X`` (numeric input only).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of the features, when ``X`` has string column names.
     transduction_ : ndarray of shape (n_samples,)
         A label for every training row: the given label of labelled rows, the predicted

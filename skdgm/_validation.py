@@ -62,8 +62,8 @@ def check_semi_supervised_labels(y: np.ndarray):
         ) from exc
     if len(classes) < 2:
         raise ValueError(
-            f"y has labelled rows of a single class ({classes.tolist()[0]!r}); a classifier needs at "
-            "least 2 classes among the labelled rows."
+            f"y has labelled rows of a single class ({classes.tolist()[0]!r}); a classifier "
+            "needs at least 2 classes among the labelled rows."
         )
     return labelled, classes, y_index.ravel()
 

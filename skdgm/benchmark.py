@@ -96,7 +96,7 @@ CONFIGS: dict[str, dict] = {
 class MethodContext:
     """What a method factory may use to build its estimator for one run.
 
-    Attributes
+    Parameters
     ----------
     seed : int
         The run's seed.
@@ -118,7 +118,7 @@ class MethodContext:
 class Method:
     """A benchmarked method: a factory and the view of the data it is fitted on.
 
-    Attributes
+    Parameters
     ----------
     build : callable
         ``build(context: MethodContext) -> estimator`` with ``fit`` and ``predict``.
@@ -352,7 +352,7 @@ def _check_languages(languages: Iterable[str], mldoc: str | None) -> None:
         raise ValueError(f"Unknown language(s) {unknown} for {corpus}; use some of {list(known)}.")
 
 
-def _encode_languages(languages, *, encoder, mldoc, device, verbose):
+def _encode_languages(languages, *, encoder, mldoc, device, cache_dir, verbose):
     """Load every language and embed its documents once.
 
     Returns the per-language data, the document table, the texts (by table row) and the
@@ -374,7 +374,9 @@ def _encode_languages(languages, *, encoder, mldoc, device, verbose):
         return rows
 
     start = time.perf_counter()
-    model = MultilingualEncoder(encoder, device=device, verbose=int(verbose > 1))
+    model = MultilingualEncoder(
+        encoder, device=device, cache_dir=cache_dir, verbose=int(verbose > 1)
+    )
     model.fit(["benchmark"])
     timings = {"load model": time.perf_counter() - start}
     data, embeddings, counts = {}, [], []
@@ -489,6 +491,15 @@ def _run_one(method: Method, task: _Task, context: MethodContext, views) -> dict
 class BenchmarkResults(list):
     """The benchmark's runs: a list of dicts, one per (task, size, seed, method).
 
+    Parameters
+    ----------
+    runs : iterable of dict, default=()
+        The runs.
+    timings : dict or None, default=None
+        Seconds spent loading the encoder and encoding each language.
+    settings : dict or None, default=None
+        The settings the benchmark ran with.
+
     Attributes
     ----------
     timings : dict
@@ -544,6 +555,7 @@ def run_benchmark(
     encoder: str = DEFAULT_ENCODER,
     mldoc: str | None = None,
     device: str = "auto",
+    cache_dir: str | None = None,
     sdgm_params: Mapping | None = None,
     verbose: int = 1,
 ) -> BenchmarkResults:
@@ -571,6 +583,8 @@ def run_benchmark(
         the bundled LibreOffice help corpus (train = ``train.1000``, test = ``test``).
     device : str, default="auto"
         Device of the encoder and of the SDGM.
+    cache_dir : str or None, default=None
+        Folder of the encoder's on-disk embedding cache, so that later runs skip encoding.
     sdgm_params : mapping or None, default=None
         Overrides of the SDGM's parameters, for tests and smoke runs only: a benchmark
         measures the defaults.
@@ -607,7 +621,7 @@ def run_benchmark(
     _check_languages(needed, mldoc)
 
     data, table, texts, timings = _encode_languages(
-        needed, encoder=encoder, mldoc=mldoc, device=device, verbose=verbose
+        needed, encoder=encoder, mldoc=mldoc, device=device, cache_dir=cache_dir, verbose=verbose
     )
     tasks = [
         (language, language, n, seed)
@@ -1021,6 +1035,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--mldoc", metavar="PATH", help="folder of MLDoc files to use instead")
     parser.add_argument("--output", default="benchmark_results", help="folder of the results")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--cache-dir", metavar="DIR", help="on-disk embedding cache: later runs skip encoding"
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="torch CPU threads (default: torch's); 1 helps on a busy machine",
+    )
     parser.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -1047,6 +1069,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for option in ("languages", "seeds", "cross_lingual"):
         if getattr(args, option) is not None:
             config[option] = getattr(args, option)
+    import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)  # the command owns its process
+    threads = torch.get_num_threads()
     try:
         results = run_benchmark(
             config["languages"],
@@ -1058,12 +1085,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             encoder=args.encoder,
             mldoc=args.mldoc,
             device=args.device,
+            cache_dir=args.cache_dir,
             sdgm_params=config["sdgm_params"],
             verbose=0 if args.quiet else 1,
         )
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     results.settings["config"] = args.config
+    results.settings["threads"] = threads
     print()
     print(format_table(results, "accuracy"))
     print()
