@@ -7,6 +7,7 @@ the last column, microseconds per row and epoch, should stay flat. LabelSpreadin
 kernel, the counter-example, is run where its dense n x n matrix fits.
 
 Run: ``python benchmarks/bench_fit_scaling.py [--sizes 1000 10000 100000] [--epochs 2]``
+(one CPU thread by default, so that other work on the machine disturbs the ratios less).
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ import sys
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-n, epochs, method = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+n, epochs, method, threads = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+import torch
+from threadpoolctl import threadpool_limits
+torch.set_num_threads(threads)
+threadpool_limits(threads)
 rng = np.random.default_rng(0)
 centers = rng.normal(size=(4, 384))
 y = rng.integers(0, 4, size=n)
@@ -42,9 +47,9 @@ print(json.dumps({"n": n, "method": method, "epoch_s": per_epoch,
 """
 
 
-def measure(n: int, epochs: int, method: str) -> dict:
+def measure(n: int, epochs: int, method: str, threads: int) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(n), str(epochs), method],
+        [sys.executable, "-c", CHILD, str(n), str(epochs), method, str(threads)],
         capture_output=True,
         text=True,
         check=True,
@@ -59,12 +64,18 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--label-spreading-max", type=int, default=10000, help="largest n for rbf LabelSpreading"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (1 keeps timings stable on a busy machine)",
+    )
     args = parser.parse_args(argv)
     rows = []
     for n in args.sizes:
-        rows.append(measure(n, args.epochs, "sdgm"))
+        rows.append(measure(n, args.epochs, "sdgm", args.threads))
         if n <= args.label_spreading_max:
-            rows.append(measure(n, args.epochs, "labelspreading-rbf"))
+            rows.append(measure(n, args.epochs, "labelspreading-rbf", args.threads))
     header = f"{'method':<20}{'rows':>8}{'s/epoch':>10}{'rows/s':>10}{'peak MB':>10}{'us/row':>9}"
     print(header)
     print("-" * len(header))

@@ -15,7 +15,12 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._preprocessing import ModelInputs
-from ._validation import check_count_matrix, check_documents, check_semi_supervised_labels
+from ._validation import (
+    check_count_matrix,
+    check_documents,
+    check_semi_supervised_labels,
+    unlabelled_mask,
+)
 
 __all__ = ["SemiSupervisedVAEClassifier"]
 
@@ -241,7 +246,9 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         self : SemiSupervisedVAEClassifier
             The fitted classifier.
         """
-        from ._sdgm import SDGM, TrainingConfig, train
+        import torch
+
+        from ._sdgm import SDGM, RowSource, TrainingConfig, train
         from ._sdgm._device import fork_rng, resolve_device
 
         features, counts, y = self._validate_fit_input(X, y)
@@ -277,14 +284,12 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
 
         self.classes_ = classes
         self.decoder_ = decoder
-        self.device_ = str(resolve_device(self.device))
         device = resolve_device(self.device)
+        self.device_ = str(device)
         if self.prior == "labelled":
             prior = np.bincount(y_index, minlength=len(classes)) / len(y_index)
         else:
             prior = np.full(len(classes), 1 / len(classes))
-        import torch
-
         log_prior = torch.log(torch.as_tensor(prior, dtype=torch.float32, device=device))
         if not reuse:
             self._module_kwargs = dict(
@@ -310,8 +315,6 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
             n_iter_no_change=self.n_iter_no_change,
             elbo_weight=self._elbo_weight(targets),
         )
-        from ._sdgm import RowSource
-
         history = []
         with fork_rng(device, seed):
             if reuse:
@@ -536,7 +539,7 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
             Mean accuracy of the predictions on the labelled rows.
         """
         y = np.asarray(y)
-        labelled = ~_unlabelled_mask(y)
+        labelled = ~unlabelled_mask(y)
         if not labelled.any():
             raise ValueError("score needs labelled rows: every entry of y is -1.")
         if sample_weight is not None:
@@ -588,12 +591,6 @@ def _check_y_length(y, n_samples):
             f"X and y have different lengths: {n_samples} documents and {len(y)} labels."
         )
     return y
-
-
-def _unlabelled_mask(y):
-    from ._validation import unlabelled_mask
-
-    return unlabelled_mask(y)
 
 
 def _take(X, index):

@@ -76,8 +76,16 @@ CONFIGS: dict[str, dict] = {
         "languages": DEFAULT_LANGUAGES,
         "sizes": (16, 64),
         "seeds": 3,
-        "cross_lingual": (("en", "de"), ("en", "fr")),
-        "cross_lingual_sizes": (64,),
+        "cross_lingual": (),
+        "cross_lingual_sizes": None,
+        "sdgm_params": None,
+    },
+    "cross-lingual": {
+        "languages": (),
+        "sizes": (16, 64),
+        "seeds": 3,
+        "cross_lingual": (("en", "de"), ("en", "fr"), ("de", "fr")),
+        "cross_lingual_sizes": None,
         "sdgm_params": None,
     },
     "full": {
