@@ -86,7 +86,7 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         accuracy has not improved for ``n_iter_no_change`` epochs, and keep the best
         epoch's parameters. Off by default: with a few dozen labels, the rows it holds out
         cost more than it saves (measured on the bundled corpus, 5 languages: 82.6 % vs
-        77.1 % test accuracy with 64 labels per language, see ``docs/tuning.md``).
+        77.1 % test accuracy with 64 labels per language, see ``docs/tuning.rst``).
     validation_fraction : float, default=0.1
         Fraction of the labelled rows held out for early stopping.
     n_iter_no_change : int, default=10
@@ -408,10 +408,10 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
     def _validation_split(self, y_index, rng):
         """Positions (in the labelled rows) to train on and to validate on."""
         all_pos = np.arange(len(y_index))
-        counts = np.bincount(y_index)
-        n_valid = int(np.ceil(self.validation_fraction * len(y_index)))
         if not self.early_stopping:
             return all_pos, all_pos[:0]
+        counts = np.bincount(y_index)
+        n_valid = int(np.ceil(self.validation_fraction * len(y_index)))
         if counts.min() < 2 or n_valid < len(counts) or len(y_index) - n_valid < len(counts):
             raise ValueError(
                 f"early_stopping=True needs at least 2 labelled rows per class and a "
@@ -435,19 +435,19 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
             features, counts = self._split_numeric(X)
         return self.inputs_.transform(features, counts)[0]
 
-    def _logits(self, inputs):
-        from ._sdgm import RowSource, predict_logits
+    def _on_device(self, inputs):
+        """Move the model to its device; return the rows of ``inputs`` and their index."""
+        from ._sdgm import RowSource
         from ._sdgm._device import resolve_device
 
         device = resolve_device(self.device_)
         self.module_.to(device)
-        return (
-            predict_logits(
-                self.module_, RowSource(inputs, device), np.arange(inputs.shape[0]), 1024
-            )
-            .double()
-            .cpu()
-        )
+        return RowSource(inputs, device), np.arange(inputs.shape[0])
+
+    def _logits(self, inputs):
+        from ._sdgm import predict_logits
+
+        return predict_logits(self.module_, *self._on_device(inputs), 1024).double().cpu()
 
     def _predict_index(self, inputs):
         return self._logits(inputs).argmax(1).numpy()
@@ -512,14 +512,10 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         -------
         z1 : ndarray of shape (n_samples, z1_dim)
         """
-        from ._sdgm import RowSource, encode_mean
-        from ._sdgm._device import resolve_device
+        from ._sdgm import encode_mean
 
         inputs = self._model_inputs(X)
-        device = resolve_device(self.device_)
-        self.module_.to(device)
-        z1 = encode_mean(self.module_, RowSource(inputs, device), np.arange(inputs.shape[0]), 1024)
-        return z1.cpu().numpy()
+        return encode_mean(self.module_, *self._on_device(inputs), 1024).cpu().numpy()
 
     def score(self, X, y, sample_weight=None):
         """Accuracy on the labelled rows; rows marked ``-1`` are ignored.

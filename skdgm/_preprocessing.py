@@ -79,8 +79,6 @@ class ModelInputs:
             blocks.append(sp.csr_matrix(tfidf, dtype=np.float32))
             if self.decoder == "bow":
                 target = kept.tocsr()
-        if self.decoder == "gaussian" and not self.has_features:
-            target = blocks[-1]
         if len(blocks) == 1:
             inputs = blocks[0]
         else:

@@ -3,6 +3,7 @@ classifier-only warm-up, KL annealing, and early stopping on held-out labelled r
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -203,30 +204,35 @@ def train(
     return epoch
 
 
-@torch.inference_mode()
-def predict_logits(model: SDGM, inputs: RowSource, index: np.ndarray, batch_size: int):
-    """Logits of q(y | E[z1 | x]) for the rows ``index`` (no sampling)."""
+@contextlib.contextmanager
+def _evaluating(model: SDGM):
+    """Evaluation mode (no dropout) inside the block; the previous mode after it."""
     was_training = model.training
     model.eval()
-    out = [
-        model.classify(model.encode(inputs[index[i : i + batch_size]])[0])
-        for i in range(0, len(index), batch_size)
-    ]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty((0, model.n_classes))
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 @torch.inference_mode()
 def encode_mean(model: SDGM, inputs: RowSource, index: np.ndarray, batch_size: int):
     """Posterior means E[z1 | x] for the rows ``index``."""
-    was_training = model.training
-    model.eval()
-    out = [
-        model.encode(inputs[index[i : i + batch_size]])[0]
-        for i in range(0, len(index), batch_size)
-    ]
-    model.train(was_training)
-    return torch.cat(out)
+    with _evaluating(model):
+        chunks = [
+            model.encode(inputs[index[i : i + batch_size]])[0]
+            for i in range(0, len(index), batch_size)
+        ]
+    if not chunks:
+        return torch.empty((0, model.q_z1.mu.out_features))
+    return torch.cat(chunks)
+
+
+@torch.inference_mode()
+def predict_logits(model: SDGM, inputs: RowSource, index: np.ndarray, batch_size: int):
+    """Logits of q(y | E[z1 | x]) for the rows ``index`` (no sampling)."""
+    with _evaluating(model):
+        return model.classify(encode_mean(model, inputs, index, batch_size))
 
 
 def active_units(model: SDGM, inputs: RowSource, index: np.ndarray, threshold=0.01, n_max=512):
