@@ -38,49 +38,62 @@ def latent_kl(model: SDGM, z1, mu1, logvar1, y_onehot) -> tuple[torch.Tensor, to
     return gaussian_kl(mu2, logvar2), gaussian_kl(mu1, logvar1, mu1_p, logvar1_p)
 
 
-def forward_terms(model: SDGM, inputs, targets, y=None, free_bits: float = 0.0) -> dict:
-    """Per-row terms of the negative ELBO.
+def forward_terms(model: SDGM, inputs, targets, y, free_bits: float = 0.0):
+    """Per-row terms of the negative ELBO for a batch of labelled then unlabelled rows.
+
+    The networks run once over the whole batch (one pass through each weight matrix is
+    about twice as fast on CPU as one pass per kind of row).
 
     Parameters
     ----------
     model : SDGM
     inputs : Tensor of shape (n, in_dim)
-        What q(z1 | x) sees.
+        What q(z1 | x) sees; the first ``len(y)`` rows are labelled, the others not.
     targets : Tensor of shape (n, target_dim)
         What p(x | z1) reconstructs.
-    y : LongTensor of shape (n,) or None
-        Class indices of labelled rows; None enumerates every class (unlabelled rows).
+    y : LongTensor of shape (n_labelled,)
+        Class indices of the labelled rows; the class of every other row is enumerated.
     free_bits : float
         Nats of KL per latent dimension not penalised (0 disables).
 
     Returns
     -------
-    terms : dict of Tensors of shape (n,) (and ``logits``, ``probs`` of shape (n, K))
-        ``nll`` (-log p(x | z1)), ``kl_z1``, ``kl_z2`` (expected under q(y | z1) when y is None),
-        ``kl_y`` (KL(q(y | z1) || p(y)) only when y is None).
+    labelled, unlabelled : dict of Tensors
+        Each with ``nll`` (-log p(x | z1)), ``kl_z1``, ``kl_z2`` (expected under q(y | z1) for
+        unlabelled rows) and ``logits``; ``unlabelled`` also has ``probs``, q(y | z1).
     """
     mu1, logvar1 = model.encode(inputs)
     z1 = sample(mu1, logvar1)
     nll = -model.decoder.log_likelihood(z1, targets)  # does not depend on y: once per row
     logits = model.classify(z1)
-    n, k = inputs.shape[0], model.n_classes
-    if y is not None:
-        y_onehot = F.one_hot(y, k).to(z1.dtype)
-        kl_z2, kl_z1 = latent_kl(model, z1, mu1, logvar1, y_onehot)
-        return {"nll": nll, "kl_z1": _free(kl_z1, free_bits, z1), "kl_z2": kl_z2, "logits": logits}
-    # Enumerate the classes: rows repeated K times, one class each.
+    n, n_l, k = inputs.shape[0], len(y), model.n_classes
+    n_u = n - n_l
+    # One row per labelled document with its class, K rows per unlabelled one, one class each.
+    rows = torch.cat(
+        [
+            torch.arange(n_l, device=z1.device),
+            torch.arange(n_l, n, device=z1.device).repeat_interleave(k),
+        ]
+    )
     eye = torch.eye(k, dtype=z1.dtype, device=z1.device)
-    y_onehot = eye.repeat(n, 1)
-    rep = lambda t: t.repeat_interleave(k, dim=0)  # noqa: E731
-    kl_z2, kl_z1 = latent_kl(model, rep(z1), rep(mu1), rep(logvar1), y_onehot)
-    probs = F.softmax(logits, dim=1)
-    return {
-        "nll": nll,
-        "kl_z1": (probs * _free(kl_z1, free_bits, z1).view(n, k)).sum(1),
-        "kl_z2": (probs * kl_z2.view(n, k)).sum(1),
-        "logits": logits,
+    y_onehot = torch.cat([eye[y], eye.repeat(n_u, 1)])
+    kl_z2, kl_z1 = latent_kl(model, z1[rows], mu1[rows], logvar1[rows], y_onehot)
+    kl_z1 = _free(kl_z1, free_bits, z1)
+    labelled = {
+        "nll": nll[:n_l],
+        "kl_z1": kl_z1[:n_l],
+        "kl_z2": kl_z2[:n_l],
+        "logits": logits[:n_l],
+    }
+    probs = F.softmax(logits[n_l:], dim=1)
+    unlabelled = {
+        "nll": nll[n_l:],
+        "kl_z1": (probs * kl_z1[n_l:].view(n_u, k)).sum(1),
+        "kl_z2": (probs * kl_z2[n_l:].view(n_u, k)).sum(1),
+        "logits": logits[n_l:],
         "probs": probs,
     }
+    return labelled, unlabelled
 
 
 def _free(kl: torch.Tensor, free_bits: float, z1: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,7 @@ class TrainingConfig:
     free_bits: float
     n_iter_no_change: int | None
     elbo_weight: float = 1.0
+    average_from: int | None = None
 
 
 def train(
@@ -91,13 +92,14 @@ def train(
     """
     device = log_prior.device
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, foreach=True
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
     y_all = torch.as_tensor(y, device=device)
     best = (-math.inf, -math.inf)
     best_state, since_best = None, 0
     n_l, n_u, bs = len(labelled), len(unlabelled), config.batch_size
     epoch = 0
+    averaged, n_averaged = None, 0
     for epoch in range(1, config.max_epochs + 1):
         start = time.perf_counter()
         warm_up = epoch <= config.warm_up_epochs
@@ -117,15 +119,17 @@ def train(
             # The labelled rows cycle through the epoch: every step sees labels.
             lab_pos = perm_l if n_l <= bs else perm_l[np.arange(step * bs, (step + 1) * bs) % n_l]
             lab = labelled[lab_pos]
-            x_l, y_l = inputs[lab], y_all[lab_pos]
+            y_l = y_all[lab_pos]
             if warm_up:
-                mu1, _ = model.encode(x_l)
+                mu1, _ = model.encode(inputs[lab])
                 logits = model.classify(mu1)
                 ce = F.cross_entropy(logits, y_l)
                 loss = config.alpha * ce
                 parts = {"cross_entropy": ce}
             else:
-                t_l = forward_terms(model, x_l, targets[lab], y_l, config.free_bits)
+                unl = unlabelled[perm_u[step * bs : (step + 1) * bs]] if n_u else unlabelled[:0]
+                rows = np.concatenate([lab, unl])
+                t_l, t_u = forward_terms(model, inputs[rows], targets[rows], y_l, config.free_bits)
                 logits = t_l["logits"]
                 ce = F.cross_entropy(logits, y_l)
                 labelled_loss = (
@@ -139,9 +143,7 @@ def train(
                     "kl_z1": t_l["kl_z1"].mean(),
                     "kl_z2": t_l["kl_z2"].mean(),
                 }
-                if n_u:
-                    unl = unlabelled[perm_u[step * bs : (step + 1) * bs]]
-                    t_u = forward_terms(model, inputs[unl], targets[unl], None, config.free_bits)
+                if len(unl):
                     kl_y = categorical_kl(t_u["probs"], log_prior)
                     unlabelled_loss = (
                         t_u["nll"] + kl_weight * (t_u["kl_z1"] + t_u["kl_z2"]) + kl_y
@@ -190,6 +192,13 @@ def train(
                     if k in record
                 }
             )
+        if config.average_from is not None and epoch >= config.average_from:
+            params = [p.detach() for p in model.parameters()]
+            if averaged is None:
+                averaged = [p.clone() for p in params]
+            else:
+                torch._foreach_lerp_(averaged, params, 1.0 / (n_averaged + 1))
+            n_averaged += 1
         if len(validation) and not warm_up:
             score = (record["valid_accuracy"], -record["valid_loss"])
             if score > best:
@@ -201,6 +210,9 @@ def train(
                     break
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif averaged is not None:
+        with torch.no_grad():
+            torch._foreach_copy_([p for p in model.parameters()], averaged)
     return epoch
 
 
