@@ -61,7 +61,6 @@ class TrainingConfig:
     free_bits: float
     n_iter_no_change: int | None
     elbo_weight: float = 1.0
-    average_from: int | None = None
 
 
 def train(
@@ -99,7 +98,6 @@ def train(
     best_state, since_best = None, 0
     n_l, n_u, bs = len(labelled), len(unlabelled), config.batch_size
     epoch = 0
-    averaged, n_averaged = None, 0
     for epoch in range(1, config.max_epochs + 1):
         start = time.perf_counter()
         warm_up = epoch <= config.warm_up_epochs
@@ -192,13 +190,6 @@ def train(
                     if k in record
                 }
             )
-        if config.average_from is not None and epoch >= config.average_from:
-            params = [p.detach() for p in model.parameters()]
-            if averaged is None:
-                averaged = [p.clone() for p in params]
-            else:
-                torch._foreach_lerp_(averaged, params, 1.0 / (n_averaged + 1))
-            n_averaged += 1
         if len(validation) and not warm_up:
             score = (record["valid_accuracy"], -record["valid_loss"])
             if score > best:
@@ -210,9 +201,6 @@ def train(
                     break
     if best_state is not None:
         model.load_state_dict(best_state)
-    elif averaged is not None:
-        with torch.no_grad():
-            torch._foreach_copy_([p for p in model.parameters()], averaged)
     return epoch
 
 
