@@ -125,7 +125,7 @@ def train(
                 loss = config.alpha * ce
                 parts = {"cross_entropy": ce}
             else:
-                unl = unlabelled[perm_u[step * bs : (step + 1) * bs]] if n_u else unlabelled[:0]
+                unl = unlabelled[perm_u[step * bs : (step + 1) * bs]]  # empty when n_u == 0
                 rows = np.concatenate([lab, unl])
                 t_l, t_u = forward_terms(model, inputs[rows], targets[rows], y_l, config.free_bits)
                 logits = t_l["logits"]
