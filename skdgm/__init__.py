@@ -4,7 +4,15 @@ The package follows scikit-learn's API: unlabelled rows are marked ``-1`` in ``y
 """
 
 from ._classifier import SemiSupervisedVAEClassifier
+from ._documents import documents_as_array, documents_from_array
+from ._transformer_classifier import TransformerClassifier
 
 __version__ = "0.1.0"
 
-__all__ = ["SemiSupervisedVAEClassifier", "__version__"]
+__all__ = [
+    "SemiSupervisedVAEClassifier",
+    "TransformerClassifier",
+    "__version__",
+    "documents_as_array",
+    "documents_from_array",
+]

@@ -6,34 +6,43 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context, clone
-from sklearn.metrics import accuracy_score
-from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._base import LabelledScoreMixin, progress_bar
 from ._preprocessing import ModelInputs
 from ._validation import (
     check_count_matrix,
     check_documents,
+    check_labels_length,
     check_semi_supervised_labels,
-    unlabelled_mask,
+    validation_split,
 )
 
 __all__ = ["SemiSupervisedVAEClassifier"]
 
 
-class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
+class SemiSupervisedVAEClassifier(
+    LabelledScoreMixin, ClassifierMixin, TransformerMixin, BaseEstimator
+):
     """Semi-supervised classifier built on a deep generative model (stacked M1+M2).
 
-    Kingma et al.'s M1+M2 model trained end to end, as in Zhu et al. (EACL 2021): documents
-    (or numeric features) are encoded into a latent variable z1; the class y and a second
-    latent z2 generate z1; a decoder reconstructs each document from z1. Unlabelled rows,
-    marked ``-1`` in ``y`` as in :class:`~sklearn.semi_supervised.LabelSpreading`, train the
-    model through the reconstruction and through the class posterior q(y | z1), which is
-    also the classifier.
+    Kingma et al.'s M1+M2 model, as in Zhu et al. (EACL 2021): documents (or numeric
+    features) are encoded into a latent variable z1; the class y and a second latent z2
+    generate z1; a decoder reconstructs each document from z1. Unlabelled rows, marked
+    ``-1`` in ``y`` as in :class:`~sklearn.semi_supervised.LabelSpreading`, train the model
+    through the reconstruction and through the class posterior q(y | z1), which is also the
+    classifier.
+
+    What trains: the SDGM's networks (q(z1 | x), q(y | z1), q(z2 | z1, y), p(z1 | y, z2)
+    and the decoder) jointly, on every row. The encoder's pretrained weights stay frozen
+    unless ``fine_tune_layers`` > 0: then its top ``fine_tune_layers`` transformer layers
+    train too, with the SDGM's objective on labelled and unlabelled rows alike, during the
+    last ``fine_tune_epochs`` epochs (the paper's end-to-end model). The layers below run
+    once per document per ``fit``; their output is stored (bfloat16; in a temporary file
+    when over 1 GiB), so that a fine-tuning epoch runs only the top layers.
 
     Parameters
     ----------
@@ -99,7 +108,23 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
     verbose : int, default=0
         Show a progress bar over epochs when > 0.
     warm_start : bool, default=False
-        Reuse the parameters of the previous ``fit`` (same data shape and classes).
+        Reuse the parameters of the previous ``fit`` (same data shape and classes), the
+        tuned encoder layers included.
+    classifier_sees_inputs : bool, default=False
+        The classifier is q(y | z1, x) = softmax(W z1 + V x) instead of q(y | z1): it sees
+        the inference network's inputs (embedding and TF-IDF) beside z1.
+    fine_tune_layers : int, default=0
+        Number of the encoder's top transformer layers trained with the SDGM (0: the
+        encoder stays frozen). Needs an encoder that can be fine-tuned, such as
+        :class:`~skdgm.encoders.MultilingualEncoder`. The tuned weights live in
+        ``encoder_``; the model folder is never written to.
+    fine_tune_epochs : int, default=5
+        Epochs, after the ``max_epochs`` epochs on the frozen encoder, in which the top
+        layers train too (ignored when ``fine_tune_layers=0``). Each costs a forward and
+        a backward pass of ``fine_tune_layers`` layers over every document.
+    fine_tune_learning_rate : float, default=5e-5
+        AdamW's step size for the encoder's layers; it decays linearly to 0 over the
+        fine-tuning epochs.
 
     Attributes
     ----------
@@ -118,7 +143,10 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
     n_iter_ : int
         Number of epochs run in the last ``fit``.
     encoder_ : transformer
-        The fitted clone of ``encoder`` (only with an encoder).
+        The fitted clone of ``encoder`` (only with an encoder); with
+        ``fine_tune_layers`` > 0, its top layers hold the tuned weights
+        (``encoder_.tuned_layers_``), and ``predict``, ``predict_proba`` and
+        ``transform`` use them.
     decoder_ : str
         The resolved ``decoder``.
     device_ : str
@@ -174,6 +202,10 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "classifier_sees_inputs": ["boolean"],
+        "fine_tune_layers": [Interval(Integral, 0, None, closed="left")],
+        "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
+        "fine_tune_learning_rate": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -203,6 +235,10 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
+        classifier_sees_inputs: bool = False,
+        fine_tune_layers: int = 0,
+        fine_tune_epochs: int = 5,
+        fine_tune_learning_rate: float = 5e-5,
     ):
         self.encoder = encoder
         self.decoder = decoder
@@ -228,6 +264,10 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.classifier_sees_inputs = classifier_sees_inputs
+        self.fine_tune_layers = fine_tune_layers
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_learning_rate = fine_tune_learning_rate
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=False)
@@ -248,16 +288,13 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         """
         import torch
 
-        from ._sdgm import SDGM, RowSource, TrainingConfig, train
+        from ._sdgm import SDGM, RowSource, TrainingConfig, TunedRows, train
         from ._sdgm._device import fork_rng, resolve_device
 
-        features, counts, y = self._validate_fit_input(X, y)
+        docs, X, y = self._validate_fit_input(X, y)
         labelled_mask, classes, y_index = check_semi_supervised_labels(y)
-        if (
-            self.warm_start
-            and hasattr(self, "module_")
-            and not np.array_equal(classes, self.classes_)
-        ):
+        reuse = self.warm_start and hasattr(self, "module_")
+        if reuse and not np.array_equal(classes, self.classes_):
             raise ValueError(
                 f"warm_start=True needs the same classes as the previous fit: got "
                 f"{classes.tolist()}, previously {self.classes_.tolist()}. Set warm_start=False."
@@ -270,8 +307,13 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
             )
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        device = resolve_device(self.device)
         decoder = self._resolve_decoder()
-        reuse = self.warm_start and hasattr(self, "module_")
+        embedder = None
+        if docs is None:
+            features, counts = self._split_numeric(X)
+        else:
+            features, counts, embedder = self._fit_encoder(docs, reuse, device)
         if not reuse:
             self.inputs_ = ModelInputs(
                 decoder, self.vocabulary_size if self.encoder is not None else None
@@ -280,11 +322,13 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
 
         labelled = np.flatnonzero(labelled_mask)
         unlabelled = np.flatnonzero(~labelled_mask)
-        train_pos, valid_pos = self._validation_split(y_index, rng)
+        all_pos = np.arange(len(y_index))
+        train_pos, valid_pos = all_pos, all_pos[:0]
+        if self.early_stopping:
+            train_pos, valid_pos = validation_split(y_index, self.validation_fraction, rng)
 
         self.classes_ = classes
         self.decoder_ = decoder
-        device = resolve_device(self.device)
         self.device_ = str(device)
         if self.prior == "labelled":
             prior = np.bincount(y_index, minlength=len(classes)) / len(y_index)
@@ -302,10 +346,12 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
                 hidden_dim=self.hidden_dim,
                 n_layers=self.n_layers,
                 dropout=self.dropout,
+                classifier_sees_inputs=self.classifier_sees_inputs,
             )
+        fine_tune_epochs = self.fine_tune_epochs if embedder is not None else 0
         config = TrainingConfig(
             alpha=self.alpha,
-            max_epochs=self.warm_up_epochs + self.max_epochs,
+            max_epochs=self.warm_up_epochs + self.max_epochs + fine_tune_epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
@@ -314,33 +360,54 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
             free_bits=self.free_bits,
             n_iter_no_change=self.n_iter_no_change,
             elbo_weight=self._elbo_weight(targets),
+            fine_tune_epochs=fine_tune_epochs,
+            fine_tune_learning_rate=self.fine_tune_learning_rate,
         )
+        tuned_inputs = None
+        if embedder is not None:
+            rest = self.inputs_.counts_block(counts) if counts is not None else None
+            tuned_inputs = TunedRows(
+                embedder,
+                self.inputs_.mean_,
+                self.inputs_.scale_,
+                RowSource(rest, device) if rest is not None else None,
+            ).to(device)
         history = []
-        with fork_rng(device, seed):
-            if reuse:
-                module = self.module_.to(device)
-            else:
-                module = SDGM(**self._module_kwargs).to(device)
-            progress = _progress_bar(config.max_epochs, self.verbose)
-            try:
-                n_epochs = train(
-                    module,
-                    RowSource(inputs, device),
-                    RowSource(targets, device),
-                    labelled[train_pos],
-                    y_index[train_pos],
-                    unlabelled,
-                    labelled[valid_pos],
-                    y_index[valid_pos],
-                    log_prior,
-                    config,
-                    np.random.default_rng(seed),
-                    history,
-                    progress,
-                )
-            finally:
-                if progress is not None:
-                    progress.close()
+        try:
+            with fork_rng(device, seed):
+                if reuse:
+                    module = self.module_.to(device)
+                else:
+                    module = SDGM(**self._module_kwargs).to(device)
+                progress = progress_bar(config.max_epochs, self.verbose, type(self).__name__)
+                try:
+                    n_epochs = train(
+                        module,
+                        RowSource(inputs, device),
+                        RowSource(targets, device),
+                        labelled[train_pos],
+                        y_index[train_pos],
+                        unlabelled,
+                        labelled[valid_pos],
+                        y_index[valid_pos],
+                        log_prior,
+                        config,
+                        np.random.default_rng(seed),
+                        history,
+                        progress,
+                        tuned_inputs,
+                    )
+                finally:
+                    if progress is not None:
+                        progress.close()
+            if embedder is not None:
+                # The documents' embeddings through the tuned layers, then the model's inputs.
+                self.encoder_ = self.encoder_._with_tuned_top(embedder.top)
+                features = embedder.embeddings(np.arange(len(docs)))
+                inputs = self.inputs_.transform(features, counts)[0]
+        finally:
+            if embedder is not None:
+                embedder.states.close()
         self.module_ = module
         self.history_ = history
         self.n_iter_ = n_epochs
@@ -348,6 +415,42 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         transduction[labelled] = self.classes_[y_index]
         self.transduction_ = transduction
         return self
+
+    def _fit_encoder(self, docs, reuse, device):
+        """Fit the encoder on ``docs``; return (features, counts, trainable embedder or None)."""
+        if self.fine_tune_layers == 0:
+            if not (reuse and getattr(self.encoder_, "tuned_layers_", 0)):
+                self.encoder_ = clone(self.encoder).fit(docs)
+            return (*self._encode(docs), None)
+        from .encoders._tuning import DocumentEmbedder
+
+        previous = getattr(self, "encoder_", None) if reuse else None
+        if previous is not None and getattr(previous, "tuned_layers_", 0):
+            encoder = previous  # go on from the tuned layers of the previous fit
+        else:
+            encoder = clone(self.encoder).fit(docs)
+        missing = [
+            name
+            for name in ("_token_states", "_tunable_top", "_with_tuned_top")
+            if not hasattr(encoder, name)
+        ]
+        if missing:
+            raise ValueError(
+                f"fine_tune_layers={self.fine_tune_layers} needs an encoder whose layers can "
+                f"be fine-tuned, such as skdgm.encoders.MultilingualEncoder; "
+                f"{type(encoder).__name__} cannot. Use fine_tune_layers=0."
+            )
+        self.encoder_ = encoder
+        states = encoder._token_states(docs, self.fine_tune_layers)
+        try:
+            embedder = DocumentEmbedder(encoder._tunable_top(self.fine_tune_layers), states)
+            embedder.to(device)
+            features = embedder.embeddings(np.arange(len(docs)))
+            counts = self._counts(docs)
+        except BaseException:
+            states.close()
+            raise
+        return features, counts, embedder
 
     def _elbo_weight(self, targets):
         """1 / the size of a row's reconstruction: tokens per document, or features.
@@ -362,12 +465,16 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         return 1.0 / targets.shape[1]
 
     def _validate_fit_input(self, X, y):
-        """Validate X and y; return (features, counts, y) where either part may be None."""
+        """Validate X and y; return (documents or None, numeric X or None, y)."""
         if self.encoder is not None:
             docs = check_documents(X, min_documents=2)
-            y = _check_y_length(y, len(docs))
-            self.encoder_ = clone(self.encoder).fit(docs)
-            return (*self._encode(docs), y)
+            return docs, None, check_labels_length(y, len(docs))
+        if self.fine_tune_layers:
+            raise ValueError(
+                f"fine_tune_layers={self.fine_tune_layers} fine-tunes the encoder, but "
+                "encoder=None. Pass an encoder such as skdgm.encoders.MultilingualEncoder(), "
+                "or set fine_tune_layers=0 for numeric features."
+            )
         X, y = validate_data(
             self,
             X,
@@ -378,7 +485,7 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
             multi_output=False,
             ensure_min_samples=2,
         )
-        return (*self._split_numeric(X), y)
+        return None, X, y
 
     def _split_numeric(self, X):
         if self._resolve_decoder() == "bow":
@@ -387,16 +494,18 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
 
     def _encode(self, docs):
         features = np.asarray(self.encoder_.transform(docs), dtype=np.float32)
-        counts = None
+        return features, self._counts(docs)
+
+    def _counts(self, docs):
         if hasattr(self.encoder_, "count_tokens"):
-            counts = self.encoder_.count_tokens(docs)
-        elif self._resolve_decoder() == "bow":
+            return self.encoder_.count_tokens(docs)
+        if self._resolve_decoder() == "bow":
             raise ValueError(
                 f"decoder='bow' needs token counts, but the encoder "
                 f"{type(self.encoder_).__name__} has no count_tokens method. Use "
                 "decoder='gaussian', or an encoder such as skdgm.encoders.MultilingualEncoder."
             )
-        return features, counts
+        return None
 
     def _resolve_decoder(self):
         if self.decoder != "auto":
@@ -404,24 +513,6 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         if self.encoder is not None and hasattr(self.encoder, "count_tokens"):
             return "bow"
         return "gaussian"
-
-    def _validation_split(self, y_index, rng):
-        """Positions (in the labelled rows) to train on and to validate on."""
-        all_pos = np.arange(len(y_index))
-        if not self.early_stopping:
-            return all_pos, all_pos[:0]
-        counts = np.bincount(y_index)
-        n_valid = int(np.ceil(self.validation_fraction * len(y_index)))
-        if counts.min() < 2 or n_valid < len(counts) or len(y_index) - n_valid < len(counts):
-            raise ValueError(
-                f"early_stopping=True needs at least 2 labelled rows per class and a "
-                f"validation_fraction that leaves every class on both sides; got class counts "
-                f"{counts.tolist()} and validation_fraction={self.validation_fraction}. Label "
-                "more rows, raise validation_fraction, or set early_stopping=False."
-            )
-        split = StratifiedShuffleSplit(n_splits=1, test_size=n_valid, random_state=rng)
-        train_pos, valid_pos = next(split.split(all_pos, y_index))
-        return np.sort(train_pos), np.sort(valid_pos)
 
     # --------------------------------------------------------------- prediction
     def _model_inputs(self, X):
@@ -517,32 +608,6 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         inputs = self._model_inputs(X)
         return encode_mean(self.module_, *self._on_device(inputs), 1024).cpu().numpy()
 
-    def score(self, X, y, sample_weight=None):
-        """Accuracy on the labelled rows; rows marked ``-1`` are ignored.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
-            Numeric features, or documents when ``encoder`` is set.
-        y : array-like of shape (n_samples,)
-            True labels, ``-1`` for rows to ignore.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the rows.
-
-        Returns
-        -------
-        score : float
-            Mean accuracy of the predictions on the labelled rows.
-        """
-        y = np.asarray(y)
-        labelled = ~unlabelled_mask(y)
-        if not labelled.any():
-            raise ValueError("score needs labelled rows: every entry of y is -1.")
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight)[labelled]
-        X_labelled = _take(X, np.flatnonzero(labelled))
-        return accuracy_score(y[labelled], self.predict(X_labelled), sample_weight=sample_weight)
-
     # ----------------------------------------------------------------- plumbing
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -576,30 +641,3 @@ class SemiSupervisedVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
                 if not torch.cuda.is_available():  # fitted on a GPU, loaded without one
                     state["device_"] = "cpu"
         self.__dict__.update(state)
-
-
-def _check_y_length(y, n_samples):
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-dimensional, got shape {y.shape}.")
-    if len(y) != n_samples:
-        raise ValueError(
-            f"X and y have different lengths: {n_samples} documents and {len(y)} labels."
-        )
-    return y
-
-
-def _take(X, index):
-    if sp.issparse(X) or isinstance(X, np.ndarray):
-        return X[index]
-    if hasattr(X, "iloc"):
-        return X.iloc[index]
-    return [X[i] for i in index]
-
-
-def _progress_bar(total, verbose):
-    if not verbose:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="SemiSupervisedVAEClassifier", unit="epoch")

@@ -59,6 +59,15 @@ class ModelInputs:
             self.idf_ = (np.log((1 + n) / (1 + document_frequency)) + 1).astype(np.float32)
         return self
 
+    def counts_block(self, counts):
+        """The TF-IDF block of the inputs (log-scaled, L2-normalised rows), CSR float32."""
+        kept = sp.csr_matrix(counts, dtype=np.float32)[:, self.vocabulary_]
+        kept.data = np.log1p(kept.data)
+        tfidf = kept @ sp.diags(self.idf_)
+        norms = np.sqrt(np.asarray(tfidf.multiply(tfidf).sum(axis=1)).ravel())
+        tfidf = sp.diags(self.counts_weight / np.maximum(norms, 1e-12)) @ tfidf
+        return sp.csr_matrix(tfidf, dtype=np.float32)
+
     def transform(self, features=None, counts=None):
         """Return ``(inputs, targets)``: dense arrays, or CSR matrices when any part is sparse."""
         blocks, target = [], None
@@ -70,15 +79,9 @@ class ModelInputs:
             blocks.append(sp.csr_matrix(scaled) if sp.issparse(scaled) else scaled)
             target = scaled
         if self.has_counts:
-            kept = sp.csr_matrix(counts, dtype=np.float32)[:, self.vocabulary_]
-            tfidf = kept.copy()
-            tfidf.data = np.log1p(tfidf.data)
-            tfidf = tfidf @ sp.diags(self.idf_)
-            norms = np.sqrt(np.asarray(tfidf.multiply(tfidf).sum(axis=1)).ravel())
-            tfidf = sp.diags(self.counts_weight / np.maximum(norms, 1e-12)) @ tfidf
-            blocks.append(sp.csr_matrix(tfidf, dtype=np.float32))
+            blocks.append(self.counts_block(counts))
             if self.decoder == "bow":
-                target = kept.tocsr()
+                target = sp.csr_matrix(counts, dtype=np.float32)[:, self.vocabulary_]
         if len(blocks) == 1:
             inputs = blocks[0]
         else:

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping, Set
 import numpy as np
 import scipy.sparse as sp
 
+from ._documents import decode_documents
+
 
 def unlabelled_mask(y: np.ndarray) -> np.ndarray:
     """True where ``y`` marks a row as unlabelled (``-1``, or the string ``"-1"``)."""
@@ -68,6 +70,40 @@ def check_semi_supervised_labels(y: np.ndarray):
     return labelled, classes, y_index.ravel()
 
 
+def check_labels_length(y, n_samples: int) -> np.ndarray:
+    """Return ``y`` as an array; raise if it is not 1-D or has not one label per document."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-dimensional, got shape {y.shape}.")
+    if len(y) != n_samples:
+        raise ValueError(
+            f"X and y have different lengths: {n_samples} documents and {len(y)} labels."
+        )
+    return y
+
+
+def validation_split(y_index: np.ndarray, validation_fraction: float, random_state):
+    """Stratified positions (in the labelled rows) to train on and to validate on.
+
+    Raises a ``ValueError`` that says what to change when a class cannot be on both sides.
+    """
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    all_pos = np.arange(len(y_index))
+    counts = np.bincount(y_index)
+    n_valid = int(np.ceil(validation_fraction * len(y_index)))
+    if counts.min() < 2 or n_valid < len(counts) or len(y_index) - n_valid < len(counts):
+        raise ValueError(
+            f"early_stopping=True needs at least 2 labelled rows per class and a "
+            f"validation_fraction that leaves every class on both sides; got class counts "
+            f"{counts.tolist()} and validation_fraction={validation_fraction}. Label "
+            "more rows, raise validation_fraction, or set early_stopping=False."
+        )
+    split = StratifiedShuffleSplit(n_splits=1, test_size=n_valid, random_state=random_state)
+    train_pos, valid_pos = next(split.split(all_pos, y_index))
+    return np.sort(train_pos), np.sort(valid_pos)
+
+
 def check_count_matrix(X):
     """Check that ``X`` holds non-negative integer counts (for ``decoder='bow'``)."""
     data = X.data if sp.issparse(X) else np.asarray(X)
@@ -85,7 +121,11 @@ def check_count_matrix(X):
 
 
 def check_documents(X, *, min_documents: int = 0) -> list[str]:
-    """Return ``X`` as a list of str, or raise an error that says what to change."""
+    """Return ``X`` as a list of str, or raise an error that says what to change.
+
+    A matrix made by :func:`~skdgm.documents_as_array` (sparse, or rows of it, densified)
+    is decoded into its documents.
+    """
     if isinstance(X, str):
         raise TypeError(
             "X must be a list of documents, got a single string; wrap it in a list: [X]."
@@ -105,20 +145,31 @@ def check_documents(X, *, min_documents: int = 0) -> list[str]:
             "of rows; pass a list."
         )
     if getattr(X, "ndim", 1) != 1:
-        raise ValueError(
-            f"X must be a 1-D list of documents, got an array of shape {X.shape}; select "
-            "the text column as a 1-D array (e.g. X[:, 0] or df['text'])."
-        )
-    if not isinstance(X, Iterable):
-        raise TypeError(f"X must be a list of documents (str), got {type(X).__name__}.")
-    documents = list(X)
-    for index, document in enumerate(documents):
-        if not isinstance(document, str):
-            raise TypeError(
-                f"Every document must be a str, but X[{index}] is a "
-                f"{type(document).__name__} ({document!r:.40}). Convert the documents to "
-                "str and replace missing ones (None, NaN) with ''."
+        documents = decode_documents(X)  # a matrix made by skdgm.documents_as_array
+        numeric = getattr(X, "dtype", np.dtype(object)).kind in "iufb"
+        if documents is None and numeric:
+            raise ValueError(
+                f"X must be a 1-D list of documents, got a numeric matrix of shape "
+                f"{X.shape}. Pass the documents themselves, or documents encoded by "
+                "skdgm.documents_as_array (whose column 0 holds negative length markers) "
+                "where a meta-estimator needs numbers."
             )
+        if documents is None:
+            raise ValueError(
+                f"X must be a 1-D list of documents, got an array of shape {X.shape}; select "
+                "the text column as a 1-D array (e.g. X[:, 0] or df['text'])."
+            )
+    else:
+        if not isinstance(X, Iterable):
+            raise TypeError(f"X must be a list of documents (str), got {type(X).__name__}.")
+        documents = list(X)
+        for index, document in enumerate(documents):
+            if not isinstance(document, str):
+                raise TypeError(
+                    f"Every document must be a str, but X[{index}] is a "
+                    f"{type(document).__name__} ({document!r:.40}). Convert the documents to "
+                    "str and replace missing ones (None, NaN) with ''."
+                )
     if len(documents) < min_documents:
         raise ValueError(
             f"X holds {len(documents)} documents; at least {min_documents} is needed."

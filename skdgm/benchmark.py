@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import importlib.util
 import json
 import math
 import sys
@@ -114,12 +115,15 @@ class MethodContext:
         Device for torch models.
     sdgm_params : dict
         Overrides of the SDGM's parameters (empty in real benchmarks).
+    model_name : str
+        The encoder's model name or folder, for methods that load it themselves.
     """
 
     seed: int
     encoder: object
     device: str = "auto"
     sdgm_params: Mapping = field(default_factory=dict)
+    model_name: str = DEFAULT_ENCODER
 
 
 @dataclass(frozen=True)
@@ -130,16 +134,21 @@ class Method:
     ----------
     build : callable
         ``build(context: MethodContext) -> estimator`` with ``fit`` and ``predict``.
-    features : {"documents", "embeddings", "tfidf"}
+    features : {"documents", "embeddings", "tfidf", "embeddings+pieces"}
         What ``X`` holds: the documents (for estimators with an encoder), their
-        precomputed embeddings, or TF-IDF features fitted on the train split's text.
+        precomputed embeddings, TF-IDF features fitted on the train split's text, or the
+        embeddings followed by the TF-IDF of the encoder's subword pieces (what the
+        SDGM's inference network sees), fitted on the train split.
     semi_supervised : bool
         Fit on labelled and unlabelled rows (``y = -1``); otherwise on labelled rows alone.
+    requires : str or None, default=None
+        An optional package the method needs; without it the method is skipped.
     """
 
     build: Callable[[MethodContext], object]
     features: str
     semi_supervised: bool
+    requires: str | None = None
 
 
 def _sdgm(context: MethodContext):
@@ -151,6 +160,12 @@ def _sdgm(context: MethodContext):
         device=context.device,
         **dict(context.sdgm_params),
     )
+
+
+def _setfit(context: MethodContext):
+    from ._setfit import SetFitClassifier
+
+    return SetFitClassifier(context.model_name, random_state=context.seed, device=context.device)
 
 
 def _logistic_regression(context: MethodContext | None = None):
@@ -172,19 +187,40 @@ METHODS: dict[str, Method] = {
         semi_supervised=True,
     ),
     "TF-IDF+LR": Method(_logistic_regression, "tfidf", semi_supervised=False),
+    "Emb+pieces+LR": Method(_logistic_regression, "embeddings+pieces", semi_supervised=False),
+    "SetFit": Method(_setfit, "documents", semi_supervised=False, requires="setfit"),
 }
 
 
-_FEATURES = ("documents", "embeddings", "tfidf")
+_FEATURES = ("documents", "embeddings", "tfidf", "embeddings+pieces")
 
 
 class _DocumentTable:
-    """Precomputed embeddings and token counts of documents, looked up by exact text."""
+    """Precomputed embeddings and token counts of documents, looked up by exact text.
 
-    def __init__(self, row_of: dict[str, int], embeddings: np.ndarray, counts):
+    With the fitted encoder and the texts, it also stores the output of the encoder's
+    frozen lower layers for every document, once per number of tuned top layers, so that
+    fine-tuning methods run the lower layers once per benchmark, not once per fit.
+    """
+
+    def __init__(self, row_of, embeddings, counts, encoder=None, texts=None, timings=None):
         self.row_of = row_of
         self.embeddings = embeddings
         self.counts = counts
+        self.encoder = encoder
+        self.texts = texts
+        self.timings = timings if timings is not None else {}
+        self._states: dict[int, object] = {}
+
+    def states(self, n_top: int):
+        """Token states below the top ``n_top`` layers of every document (computed once)."""
+        if n_top not in self._states:
+            if self.encoder is None:
+                raise ValueError("This document table has no encoder to run the layers of.")
+            start = time.perf_counter()
+            self._states[n_top] = self.encoder._token_states(self.texts, n_top)
+            self.timings[f"frozen layers below top {n_top}"] = time.perf_counter() - start
+        return self._states[n_top]
 
     def rows(self, documents) -> np.ndarray:
         try:
@@ -246,7 +282,13 @@ class _PrecomputedEncoder(TransformerMixin, BaseEstimator):
         embeddings : ndarray of shape (n_documents, embedding_dim_)
             The precomputed embeddings.
         """
-        return self.table.embeddings[self.table.rows(X)]
+        rows = self.table.rows(X)
+        top = getattr(self, "top_", None)
+        if top is None:
+            return self.table.embeddings[rows]
+        from .encoders._tuning import DocumentEmbedder
+
+        return DocumentEmbedder(top, self.table.states(top.n_top)).embeddings(rows)
 
     def count_tokens(self, X):
         """Return the documents' subword counts.
@@ -262,6 +304,21 @@ class _PrecomputedEncoder(TransformerMixin, BaseEstimator):
             The precomputed token counts.
         """
         return self.table.counts[self.table.rows(X)]
+
+    # The fine-tuning protocol of MultilingualEncoder, served from the table.
+    def _token_states(self, X, n_top):
+        return self.table.states(n_top).subset(self.table.rows(X))
+
+    def _tunable_top(self, n_top, *, normalize=None):
+        return self.table.encoder._tunable_top(n_top, normalize=normalize)
+
+    def _with_tuned_top(self, top):
+        import copy
+
+        tuned = _PrecomputedEncoder(self.table).fit(list(self.table.row_of)[:1])
+        tuned.top_ = copy.deepcopy(top).eval().requires_grad_(False)
+        tuned.tuned_layers_ = top.n_top
+        return tuned
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -405,7 +462,14 @@ def _encode_languages(languages, *, encoder, mldoc, device, cache_dir, verbose):
         embeddings.append(np.asarray(model.transform(new_texts), dtype=np.float32))
         counts.append(model.count_tokens(new_texts))
         timings[f"encode {language}"] = time.perf_counter() - start
-    table = _DocumentTable(row_of, np.concatenate(embeddings), sp.vstack(counts, format="csr"))
+    table = _DocumentTable(
+        row_of,
+        np.concatenate(embeddings),
+        sp.vstack(counts, format="csr"),
+        encoder=model,
+        texts=texts,
+        timings=timings,
+    )
     return data, table, texts, timings
 
 
@@ -467,6 +531,20 @@ def _tfidf(languages: tuple[str, ...], data, texts):
     position = np.full(len(texts), -1, dtype=np.intp)
     position[rows] = np.arange(len(rows))
     return vectorizer.transform([texts[row] for row in rows]), position
+
+
+def _embeddings_and_pieces(languages: tuple[str, ...], data, table):
+    """[embedding ; TF-IDF of subword pieces], the TF-IDF fitted on the train split.
+
+    Returns the matrix of every row of the document table (rows outside ``languages``
+    are computed too, and never used).
+    """
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    train = np.unique(np.concatenate([data[language].train_rows for language in languages]))
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(table.counts[train])
+    pieces = tfidf.transform(table.counts)
+    return sp.hstack([sp.csr_matrix(table.embeddings), pieces], format="csr")
 
 
 def _run_one(method: Method, task: _Task, context: MethodContext, views) -> dict:
@@ -622,6 +700,14 @@ def run_benchmark(
     chosen = _resolve_methods(methods)
     if not chosen or not (languages or pairs) or not seed_list:
         raise ValueError("Nothing to run: give at least one language, method and seed.")
+    for name, method in list(chosen.items()):
+        if method.requires and importlib.util.find_spec(method.requires) is None:
+            print(
+                f"Skipping {name}: it needs the optional package {method.requires!r} "
+                f"(pip install 'skdgm[{method.requires}]').",
+                file=sys.stderr,
+            )
+            del chosen[name]
     bad_features = [name for name, m in chosen.items() if m.features not in _FEATURES]
     if bad_features:
         raise ValueError(f"Method(s) {bad_features} ask for features outside {_FEATURES}.")
@@ -647,6 +733,10 @@ def run_benchmark(
         if features == "embeddings":
             return lambda rows: table.embeddings[rows]
         key = tuple(dict.fromkeys([task.source, task.target]))
+        if features == "embeddings+pieces":
+            if ("pieces", key) not in tfidf_cache:
+                tfidf_cache[("pieces", key)] = _embeddings_and_pieces(key, data, table)
+            return lambda rows, matrix=tfidf_cache[("pieces", key)]: matrix[rows]
         if key not in tfidf_cache:
             start = time.perf_counter()
             tfidf_cache[key] = _tfidf(key, data, texts)
@@ -661,7 +751,9 @@ def run_benchmark(
     with progress:
         for source, target, n, seed in tasks:
             task = _make_task(source, target, n, seed, data)
-            context = MethodContext(seed, encoder_view, device, dict(sdgm_params or {}))
+            context = MethodContext(
+                seed, encoder_view, device, dict(sdgm_params or {}), str(encoder)
+            )
             for name, method in chosen.items():
                 label = target if source == target else f"{source}-{target}"
                 progress.set_postfix_str(f"{label} n={n} seed={seed} {name}")

@@ -1,6 +1,15 @@
 """The torch core: networks, losses and the training loop of the stacked M1+M2 model."""
 
+from ._inputs import RowSource, TunedRows
 from ._networks import SDGM
-from ._training import RowSource, TrainingConfig, encode_mean, predict_logits, train
+from ._training import TrainingConfig, encode_mean, predict_logits, train
 
-__all__ = ["SDGM", "RowSource", "TrainingConfig", "encode_mean", "predict_logits", "train"]
+__all__ = [
+    "SDGM",
+    "RowSource",
+    "TrainingConfig",
+    "TunedRows",
+    "encode_mean",
+    "predict_logits",
+    "train",
+]

@@ -65,7 +65,7 @@ def forward_terms(model: SDGM, inputs, targets, y, free_bits: float = 0.0):
     mu1, logvar1 = model.encode(inputs)
     z1 = sample(mu1, logvar1)
     nll = -model.decoder.log_likelihood(z1, targets)  # does not depend on y: once per row
-    logits = model.classify(z1)
+    logits = model.classify(z1, inputs)
     n, n_l, k = inputs.shape[0], len(y), model.n_classes
     n_u = n - n_l
     # One row per labelled document with its class, K rows per unlabelled one, one class each.

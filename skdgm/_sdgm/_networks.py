@@ -109,11 +109,15 @@ class SDGM(nn.Module):
         hidden_dim: int,
         n_layers: int,
         dropout: float,
+        classifier_sees_inputs: bool = False,
     ):
         super().__init__()
         self.n_classes = n_classes
         self.q_z1 = GaussianNet(in_dim, hidden_dim, z1_dim, n_layers, dropout)
         self.q_y = nn.Sequential(nn.Dropout(dropout), nn.Linear(z1_dim, n_classes))
+        self.q_y_inputs = None
+        if classifier_sees_inputs:
+            self.q_y_inputs = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, n_classes))
         self.q_z2 = ConditionalGaussianNet(z1_dim, n_classes, hidden_dim, z2_dim, 1, dropout)
         self.p_z1 = ConditionalGaussianNet(z2_dim, n_classes, hidden_dim, z1_dim, 1, dropout)
         if decoder == "bow":
@@ -125,6 +129,9 @@ class SDGM(nn.Module):
         """Mean and log-variance of q(z1 | x)."""
         return self.q_z1(inputs)
 
-    def classify(self, z1: torch.Tensor) -> torch.Tensor:
-        """Logits of q(y | z1)."""
-        return self.q_y(z1)
+    def classify(self, z1: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits of q(y | z1), or of q(y | z1, x) when the classifier sees the inputs."""
+        logits = self.q_y(z1)
+        if self.q_y_inputs is not None:
+            logits = logits + self.q_y_inputs(inputs)
+        return logits

@@ -1,5 +1,6 @@
 """The training loop: mini-batches mixing labelled and unlabelled rows, Adam, optional
-classifier-only warm-up, KL annealing, and early stopping on held-out labelled rows."""
+classifier-only warm-up, KL annealing, early stopping on held-out labelled rows, and
+fine-tuning epochs in which the encoder's top layers train with the SDGM."""
 
 from __future__ import annotations
 
@@ -10,41 +11,17 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 import torch
+from torch import nn
 from torch.nn import functional as F
 
+from .._base import show_progress
+from ._inputs import RowSource, TunedRows
 from ._losses import categorical_kl, forward_terms
 from ._networks import SDGM
 
-# Dense data up to this size is moved to the GPU once instead of batch by batch.
-_MAX_BYTES_ON_DEVICE = 2**31
-
-
-class RowSource:
-    """Rows of a dense array or a CSR matrix, handed out as float32 tensors on ``device``.
-
-    Only the requested rows are densified, so sparse inputs of any size stay sparse.
-    """
-
-    def __init__(self, matrix, device: torch.device):
-        self.device = device
-        self.sparse = sp.issparse(matrix)
-        if self.sparse:
-            self.matrix = sp.csr_matrix(matrix, dtype=np.float32)
-        else:
-            tensor = torch.as_tensor(np.asarray(matrix, dtype=np.float32))
-            if device.type != "cpu" and tensor.numel() * 4 <= _MAX_BYTES_ON_DEVICE:
-                tensor = tensor.to(device)
-            self.matrix = tensor
-        self.shape = matrix.shape
-
-    def __getitem__(self, index: np.ndarray) -> torch.Tensor:
-        if self.sparse:
-            rows = torch.from_numpy(self.matrix[index].toarray())
-        else:
-            rows = self.matrix[torch.as_tensor(index, device=self.matrix.device)]
-        return rows.to(self.device, non_blocking=True)
+# Gradient-norm caps: the SDGM's networks, and the encoder's layers (as in BERT fine-tuning).
+_CLIP_SDGM, _CLIP_ENCODER = 10.0, 1.0
 
 
 @dataclass
@@ -61,6 +38,8 @@ class TrainingConfig:
     free_bits: float
     n_iter_no_change: int | None
     elbo_weight: float = 1.0
+    fine_tune_epochs: int = 0
+    fine_tune_learning_rate: float = 5e-5
 
 
 def train(
@@ -77,12 +56,18 @@ def train(
     generator: np.random.Generator,
     history: list,
     progress=None,
+    tuned_inputs: TunedRows | None = None,
 ) -> int:
     """Train ``model`` in place; append one dict per epoch to ``history``.
 
     With validation rows, the parameters of the epoch with the best validation accuracy
     (ties broken by validation cross-entropy) are restored at the end, and training stops
     after ``config.n_iter_no_change`` epochs without improvement.
+
+    With ``tuned_inputs``, the last ``config.fine_tune_epochs`` epochs read them instead of
+    ``inputs`` and train their embedder too (AdamW, ``config.fine_tune_learning_rate``
+    decaying linearly to 0 over those epochs); ``inputs`` must hold what ``tuned_inputs``
+    gave before training.
 
     Returns
     -------
@@ -97,37 +82,50 @@ def train(
     best = (-math.inf, -math.inf)
     best_state, since_best = None, 0
     n_l, n_u, bs = len(labelled), len(unlabelled), config.batch_size
+    first_tuned = math.inf
+    if tuned_inputs is not None and config.fine_tune_epochs > 0:
+        first_tuned = max(config.max_epochs - config.fine_tune_epochs, config.warm_up_epochs) + 1
+    encoder_optimizer = None
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
         start = time.perf_counter()
         warm_up = epoch <= config.warm_up_epochs
+        tuning = epoch >= first_tuned
+        source = tuned_inputs if tuning else inputs
         if config.kl_annealing_epochs > 0:
             kl_weight = min(1.0, (epoch - config.warm_up_epochs) / config.kl_annealing_epochs)
         else:
             kl_weight = 1.0
         kl_weight = max(kl_weight, 0.0)
         n_steps = math.ceil(n_l / bs) if warm_up or n_u == 0 else math.ceil(n_u / bs)
+        if tuning and encoder_optimizer is None:
+            encoder_optimizer, schedule = _encoder_optimizer(
+                tuned_inputs, config, n_steps * (config.max_epochs - epoch + 1)
+            )
         perm_l = generator.permutation(n_l)
         perm_u = generator.permutation(n_u)
         sums: dict[str, float] = {}
         correct = 0
         seen = 0
         model.train()
+        if tuning:
+            tuned_inputs.train()
         for step in range(n_steps):
             # The labelled rows cycle through the epoch: every step sees labels.
             lab_pos = perm_l if n_l <= bs else perm_l[np.arange(step * bs, (step + 1) * bs) % n_l]
             lab = labelled[lab_pos]
             y_l = y_all[lab_pos]
             if warm_up:
-                mu1, _ = model.encode(inputs[lab])
-                logits = model.classify(mu1)
+                batch = source[lab]
+                mu1, _ = model.encode(batch)
+                logits = model.classify(mu1, batch)
                 ce = F.cross_entropy(logits, y_l)
                 loss = config.alpha * ce
                 parts = {"cross_entropy": ce}
             else:
                 unl = unlabelled[perm_u[step * bs : (step + 1) * bs]]  # empty when n_u == 0
                 rows = np.concatenate([lab, unl])
-                t_l, t_u = forward_terms(model, inputs[rows], targets[rows], y_l, config.free_bits)
+                t_l, t_u = forward_terms(model, source[rows], targets[rows], y_l, config.free_bits)
                 logits = t_l["logits"]
                 ce = F.cross_entropy(logits, y_l)
                 labelled_loss = (
@@ -155,9 +153,15 @@ def train(
                     "learning_rate, or scale the features (e.g. StandardScaler)."
                 )
             optimizer.zero_grad(set_to_none=True)
+            if tuning:
+                encoder_optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), _CLIP_SDGM)
             optimizer.step()
+            if tuning:
+                torch.nn.utils.clip_grad_norm_(tuned_inputs.parameters(), _CLIP_ENCODER)
+                encoder_optimizer.step()
+                schedule.step()
             parts["loss"] = loss
             for key, value in parts.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
@@ -166,76 +170,96 @@ def train(
         record = {key: value / n_steps for key, value in sums.items()}
         record.update(
             epoch=epoch,
-            phase="warm-up" if warm_up else "joint",
+            phase="warm-up" if warm_up else "fine-tune" if tuning else "joint",
             kl_weight=kl_weight if not warm_up else 0.0,
             train_accuracy=correct / max(seen, 1),
         )
         if len(validation):
-            logits_v = predict_logits(model, inputs, validation, bs * 4)
+            logits_v = predict_logits(model, source, validation, bs * 4)
             y_v = torch.as_tensor(y_validation, device=logits_v.device)
             val_acc = float((logits_v.argmax(1) == y_v).float().mean())
             val_ce = float(F.cross_entropy(logits_v, y_v))
             record.update(valid_accuracy=val_acc, valid_loss=val_ce)
         record["active_units"] = active_units(
-            model, inputs, np.concatenate([labelled, unlabelled])
+            model, source, np.concatenate([labelled, unlabelled])
         )
         record["duration"] = time.perf_counter() - start
         history.append(record)
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(
-                {
-                    k: round(record[k], 3)
-                    for k in ("loss", "train_accuracy", "valid_accuracy")
-                    if k in record
-                }
-            )
+        show_progress(progress, record)
         if len(validation) and not warm_up:
             score = (record["valid_accuracy"], -record["valid_loss"])
             if score > best:
                 best, since_best = score, 0
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = [copy.deepcopy(model.state_dict())]
+                if tuned_inputs is not None:
+                    best_state.append(copy.deepcopy(tuned_inputs.state_dict()))
             else:
                 since_best += 1
                 if config.n_iter_no_change is not None and since_best >= config.n_iter_no_change:
                     break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        model.load_state_dict(best_state[0])
+        if tuned_inputs is not None:
+            tuned_inputs.load_state_dict(best_state[1])
     return epoch
 
 
+def _encoder_optimizer(tuned_inputs: TunedRows, config: TrainingConfig, n_steps: int):
+    """AdamW for the encoder's layers, its rate decaying linearly to 0 over ``n_steps``."""
+    optimizer = torch.optim.AdamW(
+        [p for p in tuned_inputs.parameters() if p.requires_grad],
+        lr=config.fine_tune_learning_rate,
+        weight_decay=0.01,
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / max(n_steps, 1))
+    )
+    return optimizer, schedule
+
+
 @contextlib.contextmanager
-def _evaluating(model: SDGM):
-    """Evaluation mode (no dropout) inside the block; the previous mode after it."""
-    was_training = model.training
-    model.eval()
+def evaluating(*modules):
+    """Evaluation mode (no dropout) inside the block; the previous modes after it."""
+    modules = [module for module in modules if isinstance(module, nn.Module)]
+    modes = [module.training for module in modules]
+    for module in modules:
+        module.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        for module, mode in zip(modules, modes):
+            module.train(mode)
 
 
 @torch.inference_mode()
-def encode_mean(model: SDGM, inputs: RowSource, index: np.ndarray, batch_size: int):
-    """Posterior means E[z1 | x] for the rows ``index``."""
-    with _evaluating(model):
-        chunks = [
-            model.encode(inputs[index[i : i + batch_size]])[0]
-            for i in range(0, len(index), batch_size)
-        ]
+def _posterior_means(model: SDGM, inputs, index: np.ndarray, batch_size: int, logits: bool):
+    with evaluating(model, inputs):
+        chunks = []
+        for start in range(0, len(index), batch_size):
+            batch = inputs[index[start : start + batch_size]]
+            mu1 = model.encode(batch)[0]
+            chunks.append(model.classify(mu1, batch) if logits else mu1)
     if not chunks:
-        return torch.empty((0, model.q_z1.mu.out_features))
+        width = model.n_classes if logits else model.q_z1.mu.out_features
+        return torch.empty((0, width))
     return torch.cat(chunks)
 
 
-@torch.inference_mode()
-def predict_logits(model: SDGM, inputs: RowSource, index: np.ndarray, batch_size: int):
+def encode_mean(model: SDGM, inputs: RowSource | TunedRows, index: np.ndarray, batch_size: int):
+    """Posterior means E[z1 | x] for the rows ``index``."""
+    return _posterior_means(model, inputs, index, batch_size, logits=False)
+
+
+def predict_logits(
+    model: SDGM, inputs: RowSource | TunedRows, index: np.ndarray, batch_size: int
+):
     """Logits of q(y | E[z1 | x]) for the rows ``index`` (no sampling)."""
-    with _evaluating(model):
-        return model.classify(encode_mean(model, inputs, index, batch_size))
+    return _posterior_means(model, inputs, index, batch_size, logits=True)
 
 
-def active_units(model: SDGM, inputs: RowSource, index: np.ndarray, threshold=0.01, n_max=512):
+def active_units(
+    model: SDGM, inputs: RowSource | TunedRows, index: np.ndarray, threshold=0.01, n_max=512
+):
     """Dimensions of z1 whose posterior mean varies across documents (Burda et al. 2016)."""
     index = index[:n_max]
     if len(index) < 2:

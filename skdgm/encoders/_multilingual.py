@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -331,6 +333,13 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     max_length_ : int
         ``max_length`` capped at the model's limit.
 
+    tuned_layers_ : int
+        Number of top layers whose weights were fine-tuned in a classifier's ``fit``
+        (``fine_tune_layers`` of :class:`~skdgm.SemiSupervisedVAEClassifier` or
+        :class:`~skdgm.TransformerClassifier`, whose ``encoder_`` is such an encoder);
+        0 for the pretrained weights. Tuned weights live in the estimator, never in the
+        model folder, and their embeddings are cached apart from the pretrained ones.
+
     See Also
     --------
     sklearn.feature_extraction.text.TfidfVectorizer : Sparse word-count features.
@@ -422,6 +431,8 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.max_length_ = self._capped_max_length(tokenizer, model)
         self._model_identity = identity
         self._check_room(tokenizer)
+        self.tuned_layers_ = 0
+        self._top = None
         return self
 
     def transform(self, X):
@@ -536,6 +547,9 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         state = dict(super().__getstate__())
         state.pop("_tokenizer", None)
         state.pop("_model", None)
+        top = state.pop("_top", None)
+        if top is not None:  # tuned layers travel as CPU tensors, rebuilt on load
+            state["_top_state"] = {k: v.detach().cpu() for k, v in top.state_dict().items()}
         return state
 
     # ------------------------------------------------------------------ internals
@@ -578,6 +592,11 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             self.device_ = "cpu"
         source = self.model_path_ if Path(self.model_path_).is_dir() else self.model_name
         self._load(os.fspath(source), device)
+        top_state = self.__dict__.pop("_top_state", None)
+        if top_state is not None:
+            top = self._new_top(self.tuned_layers_, self._tuned_normalize)
+            top.load_state_dict(top_state)
+            self._top = top.to(device).eval().requires_grad_(False)
 
     def _capped_max_length(self, tokenizer, model) -> int:
         limits = [getattr(model.config, "max_position_embeddings", None)]
@@ -628,12 +647,14 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             "precision": self.precision_,
             "device": self.device_.split(":")[0],
         }
+        if getattr(self, "tuned_layers_", 0):
+            settings["tuned"] = [self.tuned_layers_, self._tuned_digest, self._tuned_normalize]
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
     def _disk_folder(self, key: str) -> Path | None:
-        if self.cache_dir is None:
-            return None
+        if self.cache_dir is None or getattr(self, "tuned_layers_", 0):
+            return None  # tuned weights belong to one fitted estimator: memory only
         return Path(self.cache_dir).expanduser() / "embeddings" / key
 
     def _read_disk(self, folder: Path | None, digest: str) -> np.ndarray | None:
@@ -658,11 +679,8 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             np.save(handle, vector, allow_pickle=False)
         os.replace(partial, path)  # atomic: readers never see half a file
 
-    def _embed_documents(self, documents: list[str]) -> np.ndarray:
-        """Run the model over ``documents`` (no caching): float32 (n, embedding_dim_)."""
-        import torch
-        from tqdm.auto import tqdm
-
+    def _windows(self, documents: list[str]) -> list[tuple[int, list[int]]]:
+        """(document, model input ids) of each window, in document order."""
         head, tail = self._special_layout
         prefix_ids = self._prefix_ids()
         room = self.max_length_ - len(head) - len(tail) - len(prefix_ids)
@@ -673,10 +691,34 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 starts = starts[:1]
             for start in starts:
                 windows.append((index, head + prefix_ids + ids[start : start + room] + tail))
-        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        return windows
 
-        device = torch.device(self.device_)
+    def _padded_batches(self, windows, device):
+        """Batches of windows of similar lengths: (window numbers, input ids, mask)."""
+        import torch
+
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
         pad_id = self._tokenizer.pad_token_id or 0
+        for begin in range(0, len(order), self.batch_size):
+            chosen = order[begin : begin + self.batch_size]
+            width = max(len(windows[w][1]) for w in chosen)
+            input_ids = torch.full((len(chosen), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chosen), width), dtype=torch.long)
+            for row, w in enumerate(chosen):
+                ids = windows[w][1]
+                input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+                mask[row, : len(ids)] = 1
+            yield chosen, input_ids.to(device), mask.to(device)
+
+    def _embed_documents(self, documents: list[str]) -> np.ndarray:
+        """Run the model over ``documents`` (no caching): float32 (n, embedding_dim_)."""
+        import torch
+        from tqdm.auto import tqdm
+
+        from ._tuning import pool_tokens, stop_after_layer
+
+        windows = self._windows(documents)
+        device = torch.device(self.device_)
         sums = np.zeros((len(documents), self.embedding_dim_), dtype=np.float64)
         weights = np.zeros(len(documents), dtype=np.float64)
         autocast = torch.autocast(
@@ -687,30 +729,109 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         progress = tqdm(
             total=len(windows), desc="Encoding", unit="text", disable=self.verbose <= 0
         )
-        with torch.inference_mode(), autocast, progress:
-            for begin in range(0, len(order), self.batch_size):
-                batch = [windows[w] for w in order[begin : begin + self.batch_size]]
-                width = max(len(ids) for _, ids in batch)
-                input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, (_, ids) in enumerate(batch):
-                    input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                    mask[row, : len(ids)] = 1
-                input_ids, mask = input_ids.to(device), mask.to(device)
-                hidden = self._model(input_ids=input_ids, attention_mask=mask)
-                hidden = hidden.last_hidden_state.float()
-                if self.pooling == "mean":
-                    weight = mask.unsqueeze(-1).float()
-                    pooled = (hidden * weight).sum(1) / weight.sum(1).clamp(min=1.0)
+        top = getattr(self, "_top", None)
+        bottom = contextlib.nullcontext()
+        if top is not None:
+            bottom = stop_after_layer(self._model, top.n_top)
+        with torch.inference_mode(), autocast, progress, bottom as run_bottom:
+            for chosen, input_ids, mask in self._padded_batches(windows, device):
+                if top is None:
+                    hidden = self._model(input_ids=input_ids, attention_mask=mask)
+                    pooled = pool_tokens(hidden.last_hidden_state.float(), mask, self.pooling)
                 else:
-                    pooled = hidden[:, 0]
+                    states = run_bottom(input_ids=input_ids, attention_mask=mask)
+                    pooled = top.pool_windows(states, mask)
                 pooled = pooled.cpu().numpy().astype(np.float64)
-                for row, (index, ids) in enumerate(batch):
+                for row, w in enumerate(chosen):
+                    index, ids = windows[w]
                     sums[index] += len(ids) * pooled[row]
                     weights[index] += len(ids)
-                progress.update(len(batch))
+                progress.update(len(chosen))
         embeddings = sums / weights[:, None]
-        if self.normalize:
+        normalize = self.normalize if top is None else top.normalize
+        if normalize:
             norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
             embeddings /= np.maximum(norms, 1e-12)
         return embeddings.astype(np.float32)
+
+    # ------------------------------------------------------------------ fine-tuning
+    # Used by the classifiers that fine-tune the encoder's top layers: they store the
+    # frozen layers' output once (``_token_states``), train a copy of the top layers
+    # (``_tunable_top``) and keep a fitted copy of the encoder with the tuned weights
+    # (``_with_tuned_top``).
+
+    def _new_top(self, n_top: int, normalize: bool):
+        from ._tuning import TunableTop
+
+        return TunableTop(self._model, n_top, self.pooling, normalize, self.precision_)
+
+    def _check_n_top(self, n_top: int) -> None:
+        if self.tuned_layers_ and n_top != self.tuned_layers_:
+            raise ValueError(
+                f"This encoder's top {self.tuned_layers_} layers are already tuned; "
+                f"it can only go on tuning those (asked for {n_top})."
+            )
+
+    def _token_states(self, documents: list[str], n_top: int):
+        """Run the frozen layers below the top ``n_top`` once per window of ``documents``.
+
+        Returns a :class:`~skdgm.encoders._tuning.TokenStates` (bfloat16, on disk when large).
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        from ._tuning import TokenStates, check_tunable, stop_after_layer
+
+        self._ensure_loaded()
+        self._check_n_top(n_top)
+        check_tunable(self._model, n_top)
+        windows = self._windows(documents)
+        states = TokenStates(
+            [len(ids) for _, ids in windows],
+            [index for index, _ in windows],
+            len(documents),
+            self.embedding_dim_,
+        )
+        device = torch.device(self.device_)
+        autocast = torch.autocast(
+            device_type=device.type,
+            dtype=torch.bfloat16,
+            enabled=self.precision_ == "bfloat16",
+        )
+        progress = tqdm(
+            total=len(windows), desc="Frozen layers", unit="text", disable=self.verbose <= 0
+        )
+        with torch.inference_mode(), autocast, progress:
+            with stop_after_layer(self._model, n_top) as run_bottom:
+                for chosen, input_ids, mask in self._padded_batches(windows, device):
+                    hidden = run_bottom(input_ids=input_ids, attention_mask=mask)
+                    for row, w in enumerate(chosen):
+                        states.write(w, hidden[row, : len(windows[w][1])])
+                    progress.update(len(chosen))
+        return states
+
+    def _tunable_top(self, n_top: int, *, normalize: bool | None = None):
+        """A trainable copy of the top ``n_top`` layers (this encoder's tuned ones if any)."""
+        import torch
+
+        self._ensure_loaded()
+        self._check_n_top(n_top)
+        normalize = self.normalize if normalize is None else normalize
+        top = self._new_top(n_top, normalize)
+        if self._top is not None:
+            top.load_state_dict(self._top.state_dict())
+        return top.to(torch.device(self.device_))
+
+    def _with_tuned_top(self, top):
+        """A fitted copy of this encoder whose top layers are ``top``'s weights."""
+        from ._tuning import state_digest
+
+        tuned = self.__class__.__new__(self.__class__)
+        tuned.__dict__.update(self.__dict__)  # shares the loaded model (copy.copy would drop it)
+        tuned.__dict__.pop("_top_state", None)  # an unpickled encoder's old layers
+        tuned._top = copy.deepcopy(top).eval().requires_grad_(False)
+        tuned.tuned_layers_ = top.n_top
+        tuned._tuned_normalize = bool(top.normalize)
+        tuned._tuned_digest = state_digest(tuned._top)
+        return tuned
+

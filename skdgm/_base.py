@@ -1,0 +1,66 @@
+"""What the package's classifiers share: accuracy on the labelled rows, progress bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.metrics import accuracy_score
+
+from ._validation import unlabelled_mask
+
+
+class LabelledScoreMixin:
+    """``score`` as mean accuracy over the labelled rows: rows marked ``-1`` are ignored."""
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on the labelled rows; rows marked ``-1`` are ignored.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
+            What ``predict`` takes: numeric features, or documents.
+        y : array-like of shape (n_samples,)
+            True labels, ``-1`` for rows to ignore.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy of the predictions on the labelled rows.
+        """
+        y = np.asarray(y)
+        labelled = ~unlabelled_mask(y)
+        if not labelled.any():
+            raise ValueError("score needs labelled rows: every entry of y is -1.")
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight)[labelled]
+        X_labelled = take_rows(X, np.flatnonzero(labelled))
+        return accuracy_score(y[labelled], self.predict(X_labelled), sample_weight=sample_weight)
+
+
+def take_rows(X, index):
+    """Rows ``index`` of an array, a sparse matrix, a DataFrame or a list of documents."""
+    if sp.issparse(X) or isinstance(X, np.ndarray):
+        return X[index]
+    if hasattr(X, "iloc"):
+        return X.iloc[index]
+    return [X[i] for i in index]
+
+
+def progress_bar(total: int, verbose: int, name: str):
+    """A tqdm bar over ``total`` epochs, or None when ``verbose`` is 0."""
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=name, unit="epoch")
+
+
+def show_progress(progress, record: dict) -> None:
+    """Advance the bar by one epoch and show the epoch's main figures."""
+    if progress is None:
+        return
+    progress.update(1)
+    keys = ("loss", "train_accuracy", "valid_accuracy")
+    progress.set_postfix({k: round(record[k], 3) for k in keys if k in record})

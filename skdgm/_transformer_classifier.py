@@ -1,0 +1,543 @@
+"""TransformerClassifier: a pretrained encoder fine-tuned with a classification head.
+
+The supervised baseline of Zhu et al. (EACL 2021): multilingual BERT fine-tuned on the
+labelled documents alone. Wrapped by :class:`~sklearn.semi_supervised.SelfTrainingClassifier`
+(with documents encoded by :func:`~skdgm.documents_as_array`) it is the paper's BERT+ST.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import LabelledScoreMixin, progress_bar, show_progress
+from ._validation import (
+    check_documents,
+    check_labels_length,
+    check_semi_supervised_labels,
+    validation_split,
+)
+
+__all__ = ["TransformerClassifier"]
+
+#: What an encoder needs besides fit/transform to be fine-tuned (see encoders/_tuning.py).
+_TUNING_METHODS = ("_token_states", "_tunable_top", "_with_tuned_top")
+#: Share of the optimisation steps over which the learning rates rise linearly from 0.
+_WARM_UP_FRACTION = 0.1
+#: Cap on the gradient norm of all trained weights (as in BERT fine-tuning).
+_MAX_GRAD_NORM = 1.0
+#: Rows per forward pass of the head at prediction time.
+_PREDICT_BATCH = 1024
+
+
+class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, BaseEstimator):
+    """Fine-tune a pretrained transformer encoder with a classification head.
+
+    The supervised baseline of Zhu et al. (EACL 2021): the encoder's top layers and a
+    head (``LayerNorm -> Dropout -> Linear``) on its pooled document embedding train
+    with the cross-entropy of the labelled rows. ``y`` follows the semi-supervised
+    convention of :class:`~skdgm.SemiSupervisedVAEClassifier`: rows marked ``-1`` are
+    ignored, so both models take the same data. Wrapped by
+    :class:`~sklearn.semi_supervised.SelfTrainingClassifier` (on documents encoded by
+    :func:`~skdgm.documents_as_array`, see the user guide), it is the paper's BERT+ST.
+
+    What trains: the top ``fine_tune_layers`` transformer layers of the encoder and the
+    head, with AdamW. The embedding table and the layers below stay frozen: they run
+    once per labelled document per ``fit``, and their output is stored (bfloat16; in a
+    temporary file when over 1 GiB), so that an epoch runs only the top layers. The
+    model folder is never written to; the tuned weights live in ``encoder_``.
+
+    Parameters
+    ----------
+    encoder : encoder or None, default=None
+        The pretrained encoder, e.g. :class:`~skdgm.encoders.MultilingualEncoder`
+        (pooling, maximum length, prefix, precision and normalisation are its
+        settings). None means ``MultilingualEncoder()`` (multilingual-e5-small). It is
+        cloned and fitted in ``fit``. Any other encoder needs the fine-tuning methods of
+        ``MultilingualEncoder`` (``_token_states``, ``_tunable_top``, ``_with_tuned_top``).
+    fine_tune_layers : int or "all", default=2
+        Number of the encoder's top transformer layers that train; ``"all"`` trains
+        every layer. The embedding table always stays frozen. Each layer trained costs a
+        forward and a backward pass per document and epoch.
+    max_epochs : int, default=20
+        Passes over the labelled rows.
+    batch_size : int, default=16
+        Labelled rows per optimisation step.
+    learning_rate : float, default=5e-5
+        AdamW's step size for the encoder's layers. Both step sizes rise linearly from 0
+        over the first 10 % of the steps of ``max_epochs`` epochs, then decay linearly
+        to 0.
+    head_learning_rate : float, default=1e-3
+        AdamW's step size for the head.
+    weight_decay : float, default=0.01
+        AdamW's decoupled weight decay of the weight matrices (biases and normalisation
+        weights are not decayed).
+    dropout : float, default=0.1
+        Dropout rate before the head's linear layer (the encoder's layers keep their
+        own dropout).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the labelled rows (stratified), stop when
+        their accuracy (ties: cross-entropy) has not improved for ``n_iter_no_change``
+        epochs, and keep the best epoch's weights.
+    validation_fraction : float, default=0.1
+        Fraction of the labelled rows held out for early stopping.
+    n_iter_no_change : int, default=5
+        Patience of early stopping, in epochs.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the layers and the head train; ``"auto"`` picks CUDA when available. The
+        frozen layers run where the encoder's own ``device`` says.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the head's initialisation, dropout, shuffling and the validation split.
+        Global random states (numpy's, torch's) are left untouched.
+    verbose : int, default=0
+        Show a progress bar over epochs when > 0.
+    warm_start : bool, default=False
+        Go on from the previous ``fit``'s tuned layers and head (same classes and
+        ``fine_tune_layers``), with fresh optimiser and learning-rate schedule.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in the labelled rows.
+    encoder_ : encoder
+        The fitted clone of ``encoder`` with the tuned top layers
+        (``encoder_.tuned_layers_``): ``predict`` and ``predict_proba`` embed documents
+        through it, and ``encoder_.transform(docs)`` gives the tuned embeddings.
+    head_ : torch.nn.Module
+        The classification head.
+    tuned_layers_ : int
+        The number of layers trained (``fine_tune_layers`` with ``"all"`` resolved).
+    history_ : list of dict
+        One dict per epoch: ``epoch``, ``loss`` (mean training cross-entropy),
+        ``train_accuracy`` (with dropout on), ``valid_accuracy`` and ``valid_loss``
+        (with early stopping) and ``duration`` in seconds.
+    n_iter_ : int
+        Number of epochs run in the last ``fit``.
+    best_epoch_ : int
+        With early stopping: the epoch whose weights were kept.
+    device_ : str
+        The resolved ``device``.
+
+    See Also
+    --------
+    SemiSupervisedVAEClassifier : The semi-supervised deep generative model.
+    documents_as_array : Documents as a numeric matrix, for SelfTrainingClassifier.
+
+    References
+    ----------
+    Devlin, Chang, Lee and Toutanova, "BERT: pre-training of deep bidirectional
+    transformers for language understanding", NAACL 2019.
+    Zhu, Shareghi, Li, Reichart and Korhonen, "Combining deep generative models and
+    multi-lingual pretraining for semi-supervised document classification", EACL 2021.
+
+    Examples
+    --------
+    >>> from skdgm import TransformerClassifier
+    >>> docs = ["The printer is out of paper.", "Der Drucker hat kein Papier.",
+    ...         "Insert a table.", "Fügen Sie eine Tabelle ein.", "Une autre page."]
+    >>> y = [0, 0, 1, 1, -1]  # the last document is unlabelled: ignored
+    >>> clf = TransformerClassifier(max_epochs=3, random_state=0)
+    >>> clf.fit(docs, y).predict(["Il manque du papier."])  # doctest: +SKIP
+    array([0])
+    """
+
+    _parameter_constraints: dict = {
+        "encoder": [None, HasMethods(["fit", "transform", *_TUNING_METHODS])],
+        "fine_tune_layers": [Interval(Integral, 1, None, closed="left"), StrOptions({"all"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "head_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        encoder=None,
+        *,
+        fine_tune_layers=2,
+        max_epochs: int = 20,
+        batch_size: int = 16,
+        learning_rate: float = 5e-5,
+        head_learning_rate: float = 1e-3,
+        weight_decay: float = 0.01,
+        dropout: float = 0.1,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 5,
+        device: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ):
+        self.encoder = encoder
+        self.fine_tune_layers = fine_tune_layers
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fitting
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Fine-tune the encoder's top layers and the head on the labelled rows.
+
+        Parameters
+        ----------
+        X : list of str or matrix from :func:`~skdgm.documents_as_array`
+            Documents.
+        y : array-like of shape (n_samples,)
+            Labels, ``-1`` for rows to ignore (unlabelled).
+
+        Returns
+        -------
+        self : TransformerClassifier
+            The fitted classifier.
+        """
+        from ._sdgm._device import fork_rng, resolve_device
+        from .encoders._tuning import DocumentEmbedder
+
+        docs = check_documents(X, min_documents=2)
+        y = check_labels_length(y, len(docs))
+        labelled_mask, classes, y_index = check_semi_supervised_labels(y)
+        reuse = self.warm_start and self.__sklearn_is_fitted__()
+        if reuse and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"warm_start=True needs the same classes as the previous fit: got "
+                f"{classes.tolist()}, previously {self.classes_.tolist()}. Set warm_start=False."
+            )
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        device = resolve_device(self.device)
+        all_pos = np.arange(len(y_index))
+        train_pos, valid_pos = all_pos, all_pos[:0]
+        if self.early_stopping:
+            train_pos, valid_pos = validation_split(y_index, self.validation_fraction, rng)
+        labelled_docs = [docs[i] for i in np.flatnonzero(labelled_mask)]
+        # With warm_start too, a pretrained encoder takes the tuned layers at the end: a
+        # copy of the tuned encoder_ would keep its old layers for its next reload.
+        encoder = (clone(self.encoder_) if reuse else self._new_encoder()).fit(labelled_docs)
+        n_top = self._resolve_layers(encoder)
+        if reuse and n_top != self.tuned_layers_:
+            raise ValueError(
+                f"warm_start=True goes on tuning the previous fit's top {self.tuned_layers_} "
+                f"layers, but fine_tune_layers={self.fine_tune_layers} means {n_top}. Set "
+                f"fine_tune_layers={self.tuned_layers_}, or warm_start=False."
+            )
+        states = encoder._token_states(labelled_docs, n_top)
+        try:
+            # The trainable layers: pretrained, or the previous fit's tuned ones.
+            top = (self.encoder_ if reuse else encoder)._tunable_top(n_top)
+            home = next(top.parameters()).device
+            embedder = DocumentEmbedder(top, states).to(device)
+            head_kwargs = dict(
+                hidden_size=states.hidden_size, n_classes=len(classes), dropout=self.dropout
+            )
+            history = []
+            with fork_rng(device, seed):
+                head = _new_head(**head_kwargs)
+                if reuse:
+                    head.load_state_dict(self.head_.state_dict())
+                head.to(device)
+                n_epochs, best_epoch = self._train(
+                    embedder,
+                    head,
+                    y_index,
+                    train_pos,
+                    valid_pos,
+                    np.random.default_rng(seed),
+                    history,
+                )
+            tuned_encoder = encoder._with_tuned_top(top.to(home))
+        finally:
+            states.close()
+        # Every fitted attribute at the end: a failed fit leaves the estimator as it was.
+        self.classes_ = classes
+        self.encoder_ = tuned_encoder
+        self.head_ = head.eval()
+        self._head_kwargs = head_kwargs
+        self.tuned_layers_ = n_top
+        self.history_ = history
+        self.n_iter_ = n_epochs
+        self.device_ = str(device)
+        if self.early_stopping:
+            self.best_epoch_ = best_epoch
+        elif hasattr(self, "best_epoch_"):
+            del self.best_epoch_  # from an earlier fit with early stopping
+        return self
+
+    def _new_encoder(self):
+        if self.encoder is None:
+            from .encoders import MultilingualEncoder
+
+            return MultilingualEncoder()
+        return clone(self.encoder)
+
+    def _resolve_layers(self, encoder) -> int:
+        """``fine_tune_layers`` as a number of layers, checked against the encoder's model."""
+        from .encoders._tuning import count_layers
+
+        model = getattr(encoder, "_model", None)
+        n_layers = count_layers(model) if model is not None else None
+        if self.fine_tune_layers == "all":
+            if n_layers is None:
+                raise ValueError(
+                    f"fine_tune_layers='all' needs to know the encoder's layers, but "
+                    f"{type(encoder).__name__} has no `_model`. Give a number of layers."
+                )
+            return n_layers
+        if n_layers is not None and self.fine_tune_layers > n_layers:
+            raise ValueError(
+                f"fine_tune_layers={self.fine_tune_layers}, but the encoder's model has "
+                f"{n_layers} transformer layers; use 1 to {n_layers}, or 'all'."
+            )
+        return int(self.fine_tune_layers)
+
+    def _train(self, embedder, head, y_index, train_pos, valid_pos, generator, history):
+        """Run the epochs; return (epochs run, best epoch or 0). Restores the best weights."""
+        import torch
+        from torch.nn import functional as F
+
+        device = next(head.parameters()).device
+        y_all = torch.as_tensor(y_index, device=device)
+        n_train, batch_size = len(train_pos), self.batch_size
+        n_steps = math.ceil(n_train / batch_size) * self.max_epochs
+        optimizer, schedule, parameters = self._optimizer(embedder.top, head, n_steps)
+        progress = progress_bar(self.max_epochs, self.verbose, type(self).__name__)
+        best_score, best_state, best_epoch, since_best = None, None, 0, 0
+        epoch = 0
+        try:
+            for epoch in range(1, self.max_epochs + 1):
+                start = time.perf_counter()
+                embedder.train()
+                head.train()
+                order = train_pos[generator.permutation(n_train)]
+                loss_sum, correct = 0.0, 0
+                for begin in range(0, n_train, batch_size):
+                    rows = order[begin : begin + batch_size]
+                    targets = y_all[rows]
+                    logits = head(embedder(rows))
+                    loss = F.cross_entropy(logits, targets)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"The training loss became {loss.item()} at epoch {epoch}. Lower "
+                            "learning_rate or head_learning_rate."
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(parameters, _MAX_GRAD_NORM)
+                    optimizer.step()
+                    schedule.step()
+                    loss_sum += float(loss.detach()) * len(rows)
+                    correct += int((logits.argmax(1) == targets).sum())
+                record = {
+                    "epoch": epoch,
+                    "loss": loss_sum / n_train,
+                    "train_accuracy": correct / n_train,
+                }
+                if len(valid_pos):
+                    accuracy, valid_loss = _evaluate(embedder, head, valid_pos, y_index[valid_pos])
+                    record.update(valid_accuracy=accuracy, valid_loss=valid_loss)
+                record["duration"] = time.perf_counter() - start
+                history.append(record)
+                show_progress(progress, record)
+                if not len(valid_pos):
+                    continue
+                score = (record["valid_accuracy"], -record["valid_loss"])
+                if best_score is None or score > best_score:
+                    best_score, best_epoch, since_best = score, epoch, 0
+                    best_state = [
+                        copy.deepcopy(embedder.top.state_dict()),
+                        copy.deepcopy(head.state_dict()),
+                    ]
+                else:
+                    since_best += 1
+                    if since_best >= self.n_iter_no_change:
+                        break
+        finally:
+            if progress is not None:
+                progress.close()
+        if best_state is not None:
+            embedder.top.load_state_dict(best_state[0])
+            head.load_state_dict(best_state[1])
+        return epoch, best_epoch
+
+    def _optimizer(self, top, head, n_steps: int):
+        """AdamW over the top layers and the head; linear warm-up, then linear decay to 0."""
+        import torch
+
+        groups, parameters = [], []
+        for module, learning_rate in ((top, self.learning_rate), (head, self.head_learning_rate)):
+            trained = [p for p in module.parameters() if p.requires_grad]
+            parameters += trained
+            for decayed in (True, False):
+                chosen = [p for p in trained if (p.ndim >= 2) == decayed]
+                if chosen:
+                    groups.append(
+                        {
+                            "params": chosen,
+                            "lr": learning_rate,
+                            "weight_decay": self.weight_decay if decayed else 0.0,
+                        }
+                    )
+        optimizer = torch.optim.AdamW(groups)
+        warm_up = int(_WARM_UP_FRACTION * n_steps)
+
+        def factor(step: int) -> float:  # the multiplier of the (step + 1)-th update
+            rising, falling = (step + 1) / (warm_up + 1), (n_steps - step) / (n_steps - warm_up)
+            return max(0.0, min(rising, falling))
+
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor), parameters
+
+    # --------------------------------------------------------------- prediction
+    def _logits(self, X):
+        """Float64 logits (CPU tensor) of the head on the tuned embeddings of ``X``."""
+        from ._sdgm._device import resolve_device
+
+        check_is_fitted(self)
+        documents = check_documents(X, min_documents=1)
+        features = np.asarray(self.encoder_.transform(documents), dtype=np.float32)
+        self.head_.to(resolve_device(self.device_))
+        return _head_logits(self.head_, features)
+
+    def predict_log_proba(self, X):
+        """Log-probabilities of the classes.
+
+        Parameters
+        ----------
+        X : list of str or matrix from :func:`~skdgm.documents_as_array`
+            Documents.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        import torch
+
+        return torch.log_softmax(self._logits(X), dim=1).numpy()
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : list of str or matrix from :func:`~skdgm.documents_as_array`
+            Documents.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes), dtype float64
+            Rows sum to 1; columns follow ``classes_``.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X):
+        """Predict the class of each document.
+
+        Parameters
+        ----------
+        X : list of str or matrix from :func:`~skdgm.documents_as_array`
+            Documents.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels, from ``classes_``.
+        """
+        index = self._logits(X).argmax(1).numpy()
+        return self.classes_[index]
+
+    # ----------------------------------------------------------------- plumbing
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "head_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        if "head_" in state:
+            # Plain CPU tensors: the pickle loads on machines without the training device.
+            state["head_"] = {k: v.detach().cpu() for k, v in self.head_.state_dict().items()}
+        return state
+
+    def __setstate__(self, state):
+        head_state = state.get("head_")
+        if isinstance(head_state, dict):
+            head = _new_head(**state["_head_kwargs"])
+            head.load_state_dict(head_state)
+            state["head_"] = head.eval()
+            if str(state.get("device_", "cpu")).startswith("cuda"):
+                import torch
+
+                if not torch.cuda.is_available():  # fitted on a GPU, loaded without one
+                    state["device_"] = "cpu"
+        super().__setstate__(state)
+
+
+def _new_head(hidden_size: int, n_classes: int, dropout: float):
+    """LayerNorm -> Dropout -> Linear: the LayerNorm makes the head blind to the scale of
+    the embeddings (unit-norm ones included)."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.LayerNorm(hidden_size), nn.Dropout(dropout), nn.Linear(hidden_size, n_classes)
+    )
+
+
+def _head_logits(head, features: np.ndarray):
+    """The head's logits on ``features`` (evaluation mode), as a float64 CPU tensor."""
+    import torch
+
+    from ._sdgm._training import evaluating
+
+    device = next(head.parameters()).device
+    chunks = []
+    with evaluating(head), torch.inference_mode():
+        for start in range(0, len(features), _PREDICT_BATCH):
+            batch = torch.as_tensor(features[start : start + _PREDICT_BATCH], device=device)
+            chunks.append(head(batch).double().cpu())
+    if not chunks:
+        return torch.zeros((0, head[-1].out_features), dtype=torch.float64)
+    return torch.cat(chunks)
+
+
+def _evaluate(embedder, head, rows, y_index):
+    """Accuracy and mean cross-entropy of the stored documents ``rows`` (evaluation mode)."""
+    import torch
+    from torch.nn import functional as F
+
+    logits = _head_logits(head, embedder.embeddings(rows))
+    targets = torch.as_tensor(y_index, dtype=torch.long)
+    accuracy = float((logits.argmax(1) == targets).double().mean())
+    return accuracy, float(F.cross_entropy(logits, targets))
