@@ -165,7 +165,9 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
             )
             data = Dataset.from_dict({"text": texts, "label": y_index.tolist()})
             trainer = Trainer(model=model, args=args, train_dataset=data)
-            trainer.args.disable_tqdm = self.verbose <= 0  # the underlying Trainer's bars
+            # The underlying transformers Trainer: its bars, and memory pinning for GPUs only.
+            trainer.st_trainer.args.disable_tqdm = self.verbose <= 0
+            trainer.st_trainer.args.dataloader_pin_memory = device.type == "cuda"
             trainer.train()
         self.model_ = model
         self.classes_ = classes

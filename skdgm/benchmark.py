@@ -63,7 +63,8 @@ DEFAULT_LANGUAGES = ("en", "de", "fr", "ru", "zh")
 
 #: Named settings of :func:`run_benchmark`. ``cross_lingual`` lists (source, target)
 #: pairs (empty: none); ``cross_lingual_sizes`` None means the same as ``sizes``.
-#: ``sdgm_params`` overrides SDGM defaults and belongs only to the smoke test.
+#: ``sdgm_params`` overrides SDGM defaults and belongs only to the smoke test;
+#: ``method_seeds`` runs slow methods on the first few seeds only.
 CONFIGS: dict[str, dict] = {
     "smoke": {
         "languages": ("en", "de"),
@@ -72,6 +73,7 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (("en", "de"),),
         "cross_lingual_sizes": None,
         "sdgm_params": {"max_epochs": 3},
+        "method_seeds": None,
     },
     "demo": {
         "languages": DEFAULT_LANGUAGES,
@@ -80,6 +82,8 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (),
         "cross_lingual_sizes": None,
         "sdgm_params": None,
+        # Slow methods on the first seed only (about 9 minutes a SetFit fit on 2 CPU cores).
+        "method_seeds": {"SDGM-e2e": 1, "Transformer+ST": 1, "SetFit": 1},
     },
     "cross-lingual": {
         "languages": (),
@@ -88,6 +92,8 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (("en", "de"), ("en", "fr"), ("de", "fr")),
         "cross_lingual_sizes": None,
         "sdgm_params": None,
+        # Slow methods on the first seed only (about 9 minutes a SetFit fit on 2 CPU cores).
+        "method_seeds": {"SDGM-e2e": 1, "Transformer+ST": 1, "SetFit": 1},
     },
     "full": {
         "languages": DEFAULT_LANGUAGES,
@@ -96,6 +102,7 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (("en", "de"), ("en", "fr"), ("de", "fr")),
         "cross_lingual_sizes": None,
         "sdgm_params": None,
+        "method_seeds": None,
     },
 }
 
@@ -134,8 +141,10 @@ class Method:
     ----------
     build : callable
         ``build(context: MethodContext) -> estimator`` with ``fit`` and ``predict``.
-    features : {"documents", "embeddings", "tfidf", "embeddings+pieces"}
-        What ``X`` holds: the documents (for estimators with an encoder), their
+    features : {"documents", "codes", "embeddings", "tfidf", "embeddings+pieces"}
+        What ``X`` holds: the documents (for estimators with an encoder), the documents
+        as numbers (:func:`~skdgm.documents_as_array`, for meta-estimators such as
+        ``SelfTrainingClassifier`` that take numbers only), their
         precomputed embeddings, TF-IDF features fitted on the train split's text, or the
         embeddings followed by the TF-IDF of the encoder's subword pieces (what the
         SDGM's inference network sees), fitted on the train split.
@@ -162,6 +171,27 @@ def _sdgm(context: MethodContext):
     )
 
 
+def _sdgm_end_to_end(context: MethodContext):
+    # The paper's end-to-end model: the encoder's top layers train with the SDGM.
+    from ._classifier import SemiSupervisedVAEClassifier
+
+    params = {"fine_tune_layers": END_TO_END_LAYERS, **dict(context.sdgm_params)}
+    return SemiSupervisedVAEClassifier(
+        encoder=context.encoder, random_state=context.seed, device=context.device, **params
+    )
+
+
+def _transformer(context: MethodContext):
+    from ._transformer_classifier import TransformerClassifier
+
+    return TransformerClassifier(context.encoder, random_state=context.seed, device=context.device)
+
+
+def _transformer_self_training(context: MethodContext):
+    # The paper's BERT+ST: pseudo-labels of the confident unlabelled documents, refitted.
+    return SelfTrainingClassifier(_transformer(context), threshold=0.9, max_iter=3)
+
+
 def _setfit(context: MethodContext):
     from ._setfit import SetFitClassifier
 
@@ -172,9 +202,13 @@ def _logistic_regression(context: MethodContext | None = None):
     return LogisticRegression(C=10, max_iter=2000)
 
 
+#: Top layers of the encoder that the end-to-end SDGM of the benchmark fine-tunes.
+END_TO_END_LAYERS = 2
+
 #: The methods by name. Add one with ``METHODS["name"] = Method(build, features, semi)``.
 METHODS: dict[str, Method] = {
     "SDGM": Method(_sdgm, "documents", semi_supervised=True),
+    "SDGM-e2e": Method(_sdgm_end_to_end, "documents", semi_supervised=True),
     "LogisticRegression": Method(_logistic_regression, "embeddings", semi_supervised=False),
     "SelfTraining": Method(
         lambda context: SelfTrainingClassifier(_logistic_regression(), threshold=0.9),
@@ -188,11 +222,13 @@ METHODS: dict[str, Method] = {
     ),
     "TF-IDF+LR": Method(_logistic_regression, "tfidf", semi_supervised=False),
     "Emb+pieces+LR": Method(_logistic_regression, "embeddings+pieces", semi_supervised=False),
+    "Transformer": Method(_transformer, "documents", semi_supervised=False),
+    "Transformer+ST": Method(_transformer_self_training, "codes", semi_supervised=True),
     "SetFit": Method(_setfit, "documents", semi_supervised=False, requires="setfit"),
 }
 
 
-_FEATURES = ("documents", "embeddings", "tfidf", "embeddings+pieces")
+_FEATURES = ("documents", "codes", "embeddings", "tfidf", "embeddings+pieces")
 
 
 class _DocumentTable:
@@ -643,6 +679,7 @@ def run_benchmark(
     device: str = "auto",
     cache_dir: str | None = None,
     sdgm_params: Mapping | None = None,
+    method_seeds: Mapping[str, int] | None = None,
     verbose: int = 1,
 ) -> BenchmarkResults:
     """Run every method on the same draws of labelled documents and score it.
@@ -674,6 +711,10 @@ def run_benchmark(
     sdgm_params : mapping or None, default=None
         Overrides of the SDGM's parameters, for tests and smoke runs only: a benchmark
         measures the defaults.
+    method_seeds : mapping of str to int or None, default=None
+        Slow methods run on the first few seeds only: ``{"SetFit": 1}`` fits SetFit on
+        the draws of the first seed, every other method on all of them. The tables say
+        which cells average fewer draws.
     verbose : int, default=1
         Show progress bars when > 0 (and the encoder's own when > 1).
 
@@ -711,6 +752,11 @@ def run_benchmark(
     bad_features = [name for name, m in chosen.items() if m.features not in _FEATURES]
     if bad_features:
         raise ValueError(f"Method(s) {bad_features} ask for features outside {_FEATURES}.")
+    method_seeds = dict(method_seeds or {})
+    for name, count in method_seeds.items():
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise ValueError(f"method_seeds[{name!r}] must be a positive int; got {count!r}.")
+    seeds_of = {name: set(seed_list[: method_seeds.get(name, len(seed_list))]) for name in chosen}
     needed = list(dict.fromkeys([*languages, *(lg for pair in pairs for lg in pair)]))
     _check_languages(needed, mldoc)
 
@@ -730,6 +776,10 @@ def run_benchmark(
     def views(features: str, task: _Task):
         if features == "documents":
             return lambda rows: [texts[row] for row in rows]
+        if features == "codes":
+            from ._documents import documents_as_array
+
+            return lambda rows: documents_as_array([texts[row] for row in rows])
         if features == "embeddings":
             return lambda rows: table.embeddings[rows]
         key = tuple(dict.fromkeys([task.source, task.target]))
@@ -747,7 +797,8 @@ def run_benchmark(
     from tqdm.auto import tqdm
 
     runs = []
-    progress = tqdm(total=len(tasks) * len(chosen), unit="run", disable=verbose <= 0)
+    total = sum(seed in seeds_of[name] for *_, seed in tasks for name in chosen)
+    progress = tqdm(total=total, unit="run", disable=verbose <= 0)
     with progress:
         for source, target, n, seed in tasks:
             task = _make_task(source, target, n, seed, data)
@@ -755,6 +806,8 @@ def run_benchmark(
                 seed, encoder_view, device, dict(sdgm_params or {}), str(encoder)
             )
             for name, method in chosen.items():
+                if seed not in seeds_of[name]:
+                    continue
                 label = target if source == target else f"{source}-{target}"
                 progress.set_postfix_str(f"{label} n={n} seed={seed} {name}")
                 scores = _run_one(method, task, context, views)
@@ -787,6 +840,7 @@ def run_benchmark(
         "data": f"MLDoc at {mldoc}" if mldoc is not None else "LibreOffice help (bundled)",
         "device": device,
         "sdgm_params": dict(sdgm_params or {}),
+        "method_seeds": {name: count for name, count in method_seeds.items() if name in chosen},
     }
     return BenchmarkResults(runs, timings=timings, settings=settings)
 
@@ -902,6 +956,16 @@ def format_table(results: Sequence[Mapping], metric: str = "accuracy") -> str:
     ]
     for r in rows:
         out.append("  ".join("-" * w for w in widths) if r is None else line(r))
+    seeds_by_method = {
+        method: len(_ordered(run["seed"] for run in results if run["method"] == method))
+        for method in methods
+    }
+    fewer = [f"{m} ({k})" for m, k in seeds_by_method.items() if k < len(seeds)]
+    if fewer:
+        out.append(
+            "Run on fewer seeds, so over fewer draws (not paired with the others on the "
+            "rest): " + ", ".join(fewer)
+        )
     return "\n".join(out)
 
 
@@ -916,7 +980,8 @@ def format_timings(results: BenchmarkResults | Sequence[Mapping]) -> str:
     Returns
     -------
     report : str
-        One line per step.
+        One line per step; each method's line ends with its median fit time per run as a
+        ratio to the SDGM's (on the frozen encoder), when the SDGM ran.
     """
     lines = ["Timings (seconds)"]
     timings = getattr(results, "timings", {})
@@ -924,13 +989,19 @@ def format_timings(results: BenchmarkResults | Sequence[Mapping]) -> str:
         lines.append(f"  {step:<28} {seconds:9.1f}")
     if timings:
         lines.append(f"  {'preparation, total':<28} {sum(timings.values()):9.1f}")
+    reference = [run["fit_seconds"] for run in results if run["method"] == "SDGM"]
+    reference_fit = float(np.median(reference)) if reference else None
     for method in _ordered(run["method"] for run in results):
         runs = [run for run in results if run["method"] == method]
         fit = sum(run["fit_seconds"] for run in runs)
         predict = sum(run.get("predict_seconds", 0.0) for run in runs)
+        ratio = ""
+        if reference_fit:
+            median = float(np.median([run["fit_seconds"] for run in runs]))
+            ratio = f"; fit time x{median / reference_fit:.2f} the SDGM's"
         lines.append(
             f"  {method:<28} {fit + predict:9.1f}  ({len(runs)} runs, fit {fit:.1f}, "
-            f"predict {predict:.1f})"
+            f"predict {predict:.1f}{ratio})"
         )
     return "\n".join(lines)
 
@@ -1187,6 +1258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             cache_dir=args.cache_dir,
             sdgm_params=config["sdgm_params"],
+            method_seeds=config.get("method_seeds"),
             verbose=0 if args.quiet else 1,
         )
     except (ValueError, FileNotFoundError) as exc:

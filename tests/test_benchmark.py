@@ -152,3 +152,27 @@ def test_mldoc_files(tiny_wordpiece_model, tmp_path):
     assert min(tfidf) > 0.5  # the topic words separate the classes
     with pytest.raises(ValueError, match="Unknown language"):
         run_benchmark(["xx"], [8], 1, mldoc=str(tmp_path))
+
+
+def test_slow_methods_run_on_fewer_seeds_and_say_so(tiny_wordpiece_model):
+    results = run_benchmark(
+        ["en"],
+        [8],
+        [0, 1],
+        ["SDGM", "LogisticRegression"],
+        encoder=tiny_wordpiece_model,
+        device="cpu",
+        sdgm_params={"max_epochs": 1},
+        method_seeds={"SDGM": 1},
+        verbose=0,
+    )
+    seeds = {(run["method"], run["seed"]) for run in results}
+    assert seeds == {("SDGM", 0), ("LogisticRegression", 0), ("LogisticRegression", 1)}
+    assert results.settings["method_seeds"] == {"SDGM": 1}
+    assert "fewer seeds" in format_table(results) and "SDGM (1)" in format_table(results)
+    timings = format_timings(results)
+    assert "x1.00 the SDGM's" in timings  # the reference, against itself
+    assert timings.count("the SDGM's") == 2
+    with pytest.raises(ValueError, match="method_seeds"):
+        run_benchmark(["en"], [8], 1, ["SDGM"], encoder=tiny_wordpiece_model,
+                      method_seeds={"SDGM": 0}, verbose=0)
