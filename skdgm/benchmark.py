@@ -64,7 +64,7 @@ DEFAULT_LANGUAGES = ("en", "de", "fr", "ru", "zh")
 #: Named settings of :func:`run_benchmark`. ``cross_lingual`` lists (source, target)
 #: pairs (empty: none); ``cross_lingual_sizes`` None means the same as ``sizes``.
 #: ``sdgm_params`` overrides SDGM defaults and belongs only to the smoke test;
-#: ``method_seeds`` runs slow methods on the first few seeds only.
+#: ``method_limits`` runs slow methods on fewer draws (see :func:`run_benchmark`).
 CONFIGS: dict[str, dict] = {
     "smoke": {
         "languages": ("en", "de"),
@@ -73,7 +73,7 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (("en", "de"),),
         "cross_lingual_sizes": None,
         "sdgm_params": {"max_epochs": 3},
-        "method_seeds": None,
+        "method_limits": None,
     },
     "demo": {
         "languages": DEFAULT_LANGUAGES,
@@ -82,8 +82,13 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (),
         "cross_lingual_sizes": None,
         "sdgm_params": None,
-        # Slow methods on the first seed only (about 9 minutes a SetFit fit on 2 CPU cores).
-        "method_seeds": {"SDGM-e2e": 1, "Transformer+ST": 1, "SetFit": 1},
+        # Slow methods on fewer draws: SetFit takes about 9 minutes a fit with 16 labels
+        # on 2 CPU cores, and its pairs grow with the labels (about 4x that with 64).
+        "method_limits": {
+            "SDGM-e2e": {"seeds": 1},
+            "Transformer+ST": {"seeds": 1},
+            "SetFit": {"seeds": 1, "sizes": (16,)},
+        },
     },
     "cross-lingual": {
         "languages": (),
@@ -92,8 +97,13 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (("en", "de"), ("en", "fr"), ("de", "fr")),
         "cross_lingual_sizes": None,
         "sdgm_params": None,
-        # Slow methods on the first seed only (about 9 minutes a SetFit fit on 2 CPU cores).
-        "method_seeds": {"SDGM-e2e": 1, "Transformer+ST": 1, "SetFit": 1},
+        # Slow methods on fewer draws: SetFit takes about 9 minutes a fit with 16 labels
+        # on 2 CPU cores, and its pairs grow with the labels (about 4x that with 64).
+        "method_limits": {
+            "SDGM-e2e": {"seeds": 1},
+            "Transformer+ST": {"seeds": 1},
+            "SetFit": {"seeds": 1, "sizes": (16,)},
+        },
     },
     "full": {
         "languages": DEFAULT_LANGUAGES,
@@ -102,7 +112,7 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (("en", "de"), ("en", "fr"), ("de", "fr")),
         "cross_lingual_sizes": None,
         "sdgm_params": None,
-        "method_seeds": None,
+        "method_limits": None,
     },
 }
 
@@ -666,6 +676,41 @@ def _check_sizes(sizes) -> list:
     return sizes
 
 
+def _limits(method_limits, seed_list):
+    """Check ``method_limits``; return ``allowed(name, source, target, n, seed) -> bool``."""
+    checked = {}
+    for name, limits in dict(method_limits or {}).items():
+        unknown = set(limits) - {"seeds", "sizes", "tasks"}
+        if unknown:
+            raise ValueError(
+                f"method_limits[{name!r}] has unknown keys {sorted(unknown)}; use 'seeds', "
+                "'sizes' or 'tasks'."
+            )
+        count = limits.get("seeds", len(seed_list))
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise ValueError(
+                f"method_limits[{name!r}]['seeds'] must be a positive int; got {count!r}."
+            )
+        checked[name] = (
+            set(seed_list[:count]),
+            None if "sizes" not in limits else set(limits["sizes"]),
+            None if "tasks" not in limits else set(limits["tasks"]),
+        )
+
+    def allowed(name, source, target, n, seed) -> bool:
+        if name not in checked:
+            return True
+        seeds, sizes, labels = checked[name]
+        label = target if source == target else f"{source}-{target}"
+        return (
+            seed in seeds
+            and (sizes is None or n in sizes)
+            and (labels is None or label in labels)
+        )
+
+    return allowed
+
+
 def run_benchmark(
     languages: Sequence[str] = DEFAULT_LANGUAGES,
     sizes: Sequence[int | str] = (16, 64),
@@ -679,7 +724,7 @@ def run_benchmark(
     device: str = "auto",
     cache_dir: str | None = None,
     sdgm_params: Mapping | None = None,
-    method_seeds: Mapping[str, int] | None = None,
+    method_limits: Mapping[str, Mapping] | None = None,
     verbose: int = 1,
 ) -> BenchmarkResults:
     """Run every method on the same draws of labelled documents and score it.
@@ -711,10 +756,12 @@ def run_benchmark(
     sdgm_params : mapping or None, default=None
         Overrides of the SDGM's parameters, for tests and smoke runs only: a benchmark
         measures the defaults.
-    method_seeds : mapping of str to int or None, default=None
-        Slow methods run on the first few seeds only: ``{"SetFit": 1}`` fits SetFit on
-        the draws of the first seed, every other method on all of them. The tables say
-        which cells average fewer draws.
+    method_limits : mapping of str to dict or None, default=None
+        Slow methods on fewer draws: ``{"SetFit": {"seeds": 1, "sizes": [16]}}`` fits
+        SetFit on the draws of the first seed at 16 labels only, every other method on
+        all of them. Keys: ``"seeds"`` (how many of the first seeds), ``"sizes"`` and
+        ``"tasks"`` (languages, or ``"source-target"`` for cross-lingual pairs). The
+        tables say which methods ran on fewer seeds.
     verbose : int, default=1
         Show progress bars when > 0 (and the encoder's own when > 1).
 
@@ -752,11 +799,7 @@ def run_benchmark(
     bad_features = [name for name, m in chosen.items() if m.features not in _FEATURES]
     if bad_features:
         raise ValueError(f"Method(s) {bad_features} ask for features outside {_FEATURES}.")
-    method_seeds = dict(method_seeds or {})
-    for name, count in method_seeds.items():
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-            raise ValueError(f"method_seeds[{name!r}] must be a positive int; got {count!r}.")
-    seeds_of = {name: set(seed_list[: method_seeds.get(name, len(seed_list))]) for name in chosen}
+    allowed = _limits(method_limits, seed_list)
     needed = list(dict.fromkeys([*languages, *(lg for pair in pairs for lg in pair)]))
     _check_languages(needed, mldoc)
 
@@ -797,7 +840,7 @@ def run_benchmark(
     from tqdm.auto import tqdm
 
     runs = []
-    total = sum(seed in seeds_of[name] for *_, seed in tasks for name in chosen)
+    total = sum(allowed(name, *task) for task in tasks for name in chosen)
     progress = tqdm(total=total, unit="run", disable=verbose <= 0)
     with progress:
         for source, target, n, seed in tasks:
@@ -806,7 +849,7 @@ def run_benchmark(
                 seed, encoder_view, device, dict(sdgm_params or {}), str(encoder)
             )
             for name, method in chosen.items():
-                if seed not in seeds_of[name]:
+                if not allowed(name, source, target, n, seed):
                     continue
                 label = target if source == target else f"{source}-{target}"
                 progress.set_postfix_str(f"{label} n={n} seed={seed} {name}")
@@ -840,7 +883,11 @@ def run_benchmark(
         "data": f"MLDoc at {mldoc}" if mldoc is not None else "LibreOffice help (bundled)",
         "device": device,
         "sdgm_params": dict(sdgm_params or {}),
-        "method_seeds": {name: count for name, count in method_seeds.items() if name in chosen},
+        "method_limits": {
+            name: {key: list(v) if key != "seeds" else v for key, v in limits.items()}
+            for name, limits in (method_limits or {}).items()
+            if name in chosen
+        },
     }
     return BenchmarkResults(runs, timings=timings, settings=settings)
 
@@ -1258,7 +1305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             cache_dir=args.cache_dir,
             sdgm_params=config["sdgm_params"],
-            method_seeds=config.get("method_seeds"),
+            method_limits=config.get("method_limits"),
             verbose=0 if args.quiet else 1,
         )
     except (ValueError, FileNotFoundError) as exc:

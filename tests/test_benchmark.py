@@ -163,16 +163,17 @@ def test_slow_methods_run_on_fewer_seeds_and_say_so(tiny_wordpiece_model):
         encoder=tiny_wordpiece_model,
         device="cpu",
         sdgm_params={"max_epochs": 1},
-        method_seeds={"SDGM": 1},
+        method_limits={"SDGM": {"seeds": 1}, "LogisticRegression": {"tasks": ["en"]}},
         verbose=0,
     )
     seeds = {(run["method"], run["seed"]) for run in results}
     assert seeds == {("SDGM", 0), ("LogisticRegression", 0), ("LogisticRegression", 1)}
-    assert results.settings["method_seeds"] == {"SDGM": 1}
+    assert results.settings["method_limits"]["SDGM"] == {"seeds": 1}
     assert "fewer seeds" in format_table(results) and "SDGM (1)" in format_table(results)
     timings = format_timings(results)
     assert "x1.00 the SDGM's" in timings  # the reference, against itself
     assert timings.count("the SDGM's") == 2
-    with pytest.raises(ValueError, match="method_seeds"):
-        run_benchmark(["en"], [8], 1, ["SDGM"], encoder=tiny_wordpiece_model,
-                      method_seeds={"SDGM": 0}, verbose=0)
+    for limits, match in [({"seeds": 0}, "positive int"), ({"size": [8]}, "unknown keys")]:
+        with pytest.raises(ValueError, match=match):
+            run_benchmark(["en"], [8], 1, ["SDGM"], encoder=tiny_wordpiece_model,
+                          method_limits={"SDGM": limits}, verbose=0)
