@@ -28,6 +28,9 @@ SETTINGS: dict[str, dict] = {
     "defaults": {},
     "frozen": {"fine_tune_layers": 0},
     "e2e-k1": {"fine_tune_layers": 1, "fine_tune_epochs": 5},
+    "e2e-k1-3ep": {"fine_tune_layers": 1, "fine_tune_epochs": 3},
+    "e2e-k1-3ep-lr2e-4": {"fine_tune_layers": 1, "fine_tune_epochs": 3,
+                          "fine_tune_learning_rate": 2e-4},
     "e2e-k2": {"fine_tune_layers": 2, "fine_tune_epochs": 5},
     "e2e-k2-lr2e-4": {"fine_tune_layers": 2, "fine_tune_epochs": 5,
                       "fine_tune_learning_rate": 2e-4},
@@ -84,7 +87,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--pairs", nargs="*", default=[], help="cross-lingual pairs, e.g. en-de")
     parser.add_argument("--cache-dir", default=".cache/embeddings")
-    parser.add_argument("--output", help="write the runs as JSON here")
+    parser.add_argument("--output", help="append the runs here, one JSON line each")
     parser.add_argument("--list", action="store_true", help="list the named settings")
     args = parser.parse_args(argv)
     if args.list:
@@ -96,6 +99,12 @@ def main(argv=None) -> None:
         parser.error(f"unknown settings {unknown}; --list shows them")
     methods = {name: _sdgm_method(SETTINGS[name]) for name in args.settings}
     methods.update({name: METHODS[name] for name in args.baselines})
+    def keep(run):  # one JSON line a run, as soon as it is scored
+        print(json.dumps(run), flush=True)
+        if args.output:
+            with open(args.output, "a") as handle:
+                handle.write(json.dumps(run) + "\n")
+
     results = run_benchmark(
         args.languages,
         args.sizes,
@@ -103,10 +112,8 @@ def main(argv=None) -> None:
         methods,
         cross_lingual=[tuple(pair.split("-")) for pair in args.pairs],
         cache_dir=args.cache_dir,
+        on_run=keep,
     )
-    if args.output:
-        with open(args.output, "w") as handle:
-            json.dump(list(results), handle, indent=1)
     for metric in ("accuracy", "macro_f1"):
         print(f"\n{metric}\n{format_table(results, metric)}")
     reference = args.settings[0]

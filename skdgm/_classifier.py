@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from numbers import Integral, Real
 
@@ -22,6 +23,9 @@ from ._validation import (
 )
 
 __all__ = ["SemiSupervisedVAEClassifier"]
+
+#: Attributes that scikit-learn's validate_data sets on the estimator while checking X.
+_SET_BY_VALIDATION = ("n_features_in_", "feature_names_in_")
 
 
 class SemiSupervisedVAEClassifier(
@@ -142,8 +146,8 @@ class SemiSupervisedVAEClassifier(
         accuracy, active units of z1, KL weight and duration.
     n_iter_ : int
         Number of epochs run in the last ``fit``.
-    encoder_ : transformer
-        The fitted clone of ``encoder`` (only with an encoder); with
+    encoder_ : transformer or None
+        The fitted clone of ``encoder`` (None for numeric input); with
         ``fine_tune_layers`` > 0, its top layers hold the tuned weights
         (``encoder_.tuned_layers_``), and ``predict``, ``predict_proba`` and
         ``transform`` use them.
@@ -274,6 +278,9 @@ class SemiSupervisedVAEClassifier(
     def fit(self, X, y):
         """Fit the model on labelled and unlabelled rows.
 
+        Every fitted attribute is assigned at the end: a fit that fails leaves the
+        estimator as it was (unfitted, or fitted by the previous ``fit``).
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
@@ -286,19 +293,34 @@ class SemiSupervisedVAEClassifier(
         self : SemiSupervisedVAEClassifier
             The fitted classifier.
         """
+        # validate_data sets n_features_in_ (and feature_names_in_) as it checks X: put
+        # the previous ones back if this fit fails.
+        kept = {k: v for k, v in self.__dict__.items() if k in _SET_BY_VALIDATION}
+        try:
+            return self._fit(X, y, kept.get("n_features_in_"))
+        except BaseException:
+            for key in _SET_BY_VALIDATION:
+                self.__dict__.pop(key, None)
+            self.__dict__.update(kept)
+            raise
+
+    def _fit(self, X, y, previous_width):
         import torch
 
-        from ._sdgm import SDGM, RowSource, TrainingConfig, TunedRows, train
+        from ._sdgm import SDGM, RowSource, TrainingConfig, TunedRows, predict_logits, train
         from ._sdgm._device import fork_rng, resolve_device
 
         docs, X, y = self._validate_fit_input(X, y)
         labelled_mask, classes, y_index = check_semi_supervised_labels(y)
-        reuse = self.warm_start and hasattr(self, "module_")
-        if reuse and not np.array_equal(classes, self.classes_):
-            raise ValueError(
-                f"warm_start=True needs the same classes as the previous fit: got "
-                f"{classes.tolist()}, previously {self.classes_.tolist()}. Set warm_start=False."
-            )
+        reuse = self.warm_start and self.__sklearn_is_fitted__()
+        decoder = self._resolve_decoder()
+        if reuse:
+            self._check_warm_start(classes, decoder, docs is not None)
+            if docs is None and X.shape[1] != previous_width:
+                raise ValueError(
+                    f"warm_start=True needs the previous fit's width: X has {X.shape[1]} "
+                    f"features, previously {previous_width}. Set warm_start=False."
+                )
         if labelled_mask.all():
             warnings.warn(
                 "No unlabelled rows (marked -1) in y: training on labelled rows alone.",
@@ -308,77 +330,83 @@ class SemiSupervisedVAEClassifier(
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
-        decoder = self._resolve_decoder()
-        embedder = None
+        encoder, embedder = None, None
         if docs is None:
-            features, counts = self._split_numeric(X)
+            features, counts = self._split_numeric(X, decoder)
         else:
-            features, counts, embedder = self._fit_encoder(docs, reuse, device)
-        if not reuse:
-            self.inputs_ = ModelInputs(
-                decoder, self.vocabulary_size if self.encoder is not None else None
-            ).fit(features, counts)
-        inputs, targets = self.inputs_.transform(features, counts)
-
-        labelled = np.flatnonzero(labelled_mask)
-        unlabelled = np.flatnonzero(~labelled_mask)
-        all_pos = np.arange(len(y_index))
-        train_pos, valid_pos = all_pos, all_pos[:0]
-        if self.early_stopping:
-            train_pos, valid_pos = validation_split(y_index, self.validation_fraction, rng)
-
-        self.classes_ = classes
-        self.decoder_ = decoder
-        self.device_ = str(device)
-        if self.prior == "labelled":
-            prior = np.bincount(y_index, minlength=len(classes)) / len(y_index)
-        else:
-            prior = np.full(len(classes), 1 / len(classes))
-        log_prior = torch.log(torch.as_tensor(prior, dtype=torch.float32, device=device))
-        if not reuse:
-            self._module_kwargs = dict(
-                in_dim=inputs.shape[1],
-                target_dim=targets.shape[1],
-                n_classes=len(classes),
-                decoder=decoder,
-                z1_dim=self.z1_dim,
-                z2_dim=self.z2_dim,
-                hidden_dim=self.hidden_dim,
-                n_layers=self.n_layers,
-                dropout=self.dropout,
-                classifier_sees_inputs=self.classifier_sees_inputs,
-            )
-        fine_tune_epochs = self.fine_tune_epochs if embedder is not None else 0
-        config = TrainingConfig(
-            alpha=self.alpha,
-            max_epochs=self.warm_up_epochs + self.max_epochs + fine_tune_epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            warm_up_epochs=0 if reuse else self.warm_up_epochs,
-            kl_annealing_epochs=self.kl_annealing_epochs,
-            free_bits=self.free_bits,
-            n_iter_no_change=self.n_iter_no_change,
-            elbo_weight=self._elbo_weight(targets),
-            fine_tune_epochs=fine_tune_epochs,
-            fine_tune_learning_rate=self.fine_tune_learning_rate,
-        )
-        tuned_inputs = None
-        if embedder is not None:
-            rest = self.inputs_.counts_block(counts) if counts is not None else None
-            tuned_inputs = TunedRows(
-                embedder,
-                self.inputs_.mean_,
-                self.inputs_.scale_,
-                RowSource(rest, device) if rest is not None else None,
-            ).to(device)
-        history = []
+            features, counts, embedder, encoder = self._fit_encoder(docs, reuse, device, decoder)
         try:
+            if reuse:
+                model_inputs = self.inputs_
+            else:
+                model_inputs = ModelInputs(
+                    decoder, self.vocabulary_size if self.encoder is not None else None
+                ).fit(features, counts)
+            inputs, targets = model_inputs.transform(features, counts)
+            if reuse and inputs.shape[1] != self._module_kwargs["in_dim"]:
+                raise ValueError(
+                    f"warm_start=True needs inputs of the previous fit's width: got "
+                    f"{inputs.shape[1]} columns, previously {self._module_kwargs['in_dim']}. "
+                    "Set warm_start=False."
+                )
+
+            labelled = np.flatnonzero(labelled_mask)
+            unlabelled = np.flatnonzero(~labelled_mask)
+            all_pos = np.arange(len(y_index))
+            train_pos, valid_pos = all_pos, all_pos[:0]
+            if self.early_stopping:
+                train_pos, valid_pos = validation_split(y_index, self.validation_fraction, rng)
+
+            if self.prior == "labelled":
+                prior = np.bincount(y_index, minlength=len(classes)) / len(y_index)
+            else:
+                prior = np.full(len(classes), 1 / len(classes))
+            log_prior = torch.log(torch.as_tensor(prior, dtype=torch.float32, device=device))
+            if reuse:
+                module_kwargs = self._module_kwargs
+            else:
+                module_kwargs = dict(
+                    in_dim=inputs.shape[1],
+                    target_dim=targets.shape[1],
+                    n_classes=len(classes),
+                    decoder=decoder,
+                    z1_dim=self.z1_dim,
+                    z2_dim=self.z2_dim,
+                    hidden_dim=self.hidden_dim,
+                    n_layers=self.n_layers,
+                    dropout=self.dropout,
+                    classifier_sees_inputs=self.classifier_sees_inputs,
+                )
+            fine_tune_epochs = self.fine_tune_epochs if embedder is not None else 0
+            warm_up_epochs = 0 if reuse else self.warm_up_epochs  # warm-up is for a new model
+            config = TrainingConfig(
+                alpha=self.alpha,
+                max_epochs=warm_up_epochs + self.max_epochs + fine_tune_epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay,
+                warm_up_epochs=warm_up_epochs,
+                kl_annealing_epochs=self.kl_annealing_epochs,
+                free_bits=self.free_bits,
+                n_iter_no_change=self.n_iter_no_change,
+                elbo_weight=_elbo_weight(decoder, targets),
+                fine_tune_epochs=fine_tune_epochs,
+                fine_tune_learning_rate=self.fine_tune_learning_rate,
+            )
+            tuned_inputs = None
+            if embedder is not None:
+                rest = model_inputs.counts_block(counts) if counts is not None else None
+                tuned_inputs = TunedRows(
+                    embedder,
+                    model_inputs.mean_,
+                    model_inputs.scale_,
+                    RowSource(rest, device) if rest is not None else None,
+                ).to(device)
+            history = []
             with fork_rng(device, seed):
-                if reuse:
-                    module = self.module_.to(device)
-                else:
-                    module = SDGM(**self._module_kwargs).to(device)
+                # A warm start trains a copy: the previous model stays whole if this fit fails.
+                module = copy.deepcopy(self.module_) if reuse else SDGM(**module_kwargs)
+                module = module.to(device)
                 progress = progress_bar(config.max_epochs, self.verbose, type(self).__name__)
                 try:
                     n_epochs = train(
@@ -402,29 +430,63 @@ class SemiSupervisedVAEClassifier(
                         progress.close()
             if embedder is not None:
                 # The documents' embeddings through the tuned layers, then the model's inputs.
-                self.encoder_ = self.encoder_._with_tuned_top(embedder.top)
+                encoder = encoder._with_tuned_top(embedder.top)
                 features = embedder.embeddings(np.arange(len(docs)))
-                inputs = self.inputs_.transform(features, counts)[0]
+                inputs = model_inputs.transform(features, counts)[0]
         finally:
             if embedder is not None:
                 embedder.states.close()
+        logits = predict_logits(module, RowSource(inputs, device), np.arange(len(y)), 1024)
+        transduction = classes[logits.argmax(1).cpu().numpy()]
+        transduction[labelled] = classes[y_index]
+        # The fit succeeded: only now does the estimator change.
+        self.encoder_ = encoder
+        self.inputs_ = model_inputs
+        self._module_kwargs = module_kwargs
         self.module_ = module
+        self.classes_ = classes
+        self.decoder_ = decoder
+        self.device_ = str(device)
         self.history_ = history
         self.n_iter_ = n_epochs
-        transduction = self.classes_[self._predict_index(inputs)]
-        transduction[labelled] = self.classes_[y_index]
         self.transduction_ = transduction
         return self
 
-    def _fit_encoder(self, docs, reuse, device):
-        """Fit the encoder on ``docs``; return (features, counts, trainable embedder or None)."""
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether a ``fit`` has completed."""
+        return hasattr(self, "module_")
+
+    def _check_warm_start(self, classes, decoder, documents):
+        """Refuse a warm start that cannot go on from the previous fit."""
+        problems = []
+        if not np.array_equal(classes, self.classes_):
+            problems.append(f"classes {classes.tolist()}, previously {self.classes_.tolist()}")
+        if decoder != self.decoder_:
+            problems.append(f"decoder {decoder!r}, previously {self.decoder_!r}")
+        had_documents = getattr(self, "encoder_", None) is not None
+        if documents != had_documents:
+            kinds = ("numeric features", "documents")
+            problems.append(f"{kinds[documents]}, previously {kinds[had_documents]}")
+        if problems:
+            raise ValueError(
+                "warm_start=True needs the same kind of data and model as the previous fit: "
+                f"got {'; '.join(problems)}. Set warm_start=False."
+            )
+
+    def _fit_encoder(self, docs, reuse, device, decoder):
+        """Fit the encoder on ``docs``.
+
+        Returns (features, counts, trainable embedder or None, fitted encoder).
+        """
+        previous = getattr(self, "encoder_", None) if reuse else None
         if self.fine_tune_layers == 0:
-            if not (reuse and getattr(self.encoder_, "tuned_layers_", 0)):
-                self.encoder_ = clone(self.encoder).fit(docs)
-            return (*self._encode(docs), None)
+            if previous is not None and getattr(previous, "tuned_layers_", 0):
+                encoder = previous  # a warm start keeps the layers tuned before
+            else:
+                encoder = clone(self.encoder).fit(docs)
+            return (*_encode(encoder, docs, decoder), None, encoder)
         from .encoders._tuning import DocumentEmbedder
 
-        previous = getattr(self, "encoder_", None) if reuse else None
         if previous is not None and getattr(previous, "tuned_layers_", 0):
             encoder = previous  # go on from the tuned layers of the previous fit
         else:
@@ -440,29 +502,16 @@ class SemiSupervisedVAEClassifier(
                 f"be fine-tuned, such as skdgm.encoders.MultilingualEncoder; "
                 f"{type(encoder).__name__} cannot. Use fine_tune_layers=0."
             )
-        self.encoder_ = encoder
         states = encoder._token_states(docs, self.fine_tune_layers)
         try:
             embedder = DocumentEmbedder(encoder._tunable_top(self.fine_tune_layers), states)
             embedder.to(device)
             features = embedder.embeddings(np.arange(len(docs)))
-            counts = self._counts(docs)
+            counts = _counts(encoder, docs, decoder)
         except BaseException:
             states.close()
             raise
-        return features, counts, embedder
-
-    def _elbo_weight(self, targets):
-        """1 / the size of a row's reconstruction: tokens per document, or features.
-
-        The ELBO grows with the length of documents (or the number of features) while the
-        classifier's cross-entropy does not; dividing the ELBO by that size keeps ``alpha``
-        meaningful across corpora (Kingma et al. instead scale alpha with the data).
-        """
-        if self.decoder_ == "bow":
-            tokens = float(np.asarray(targets.sum(axis=1)).mean()) if targets.shape[0] else 1.0
-            return 1.0 / max(tokens, 1.0)
-        return 1.0 / targets.shape[1]
+        return features, counts, embedder, encoder
 
     def _validate_fit_input(self, X, y):
         """Validate X and y; return (documents or None, numeric X or None, y)."""
@@ -487,25 +536,11 @@ class SemiSupervisedVAEClassifier(
         )
         return None, X, y
 
-    def _split_numeric(self, X):
-        if self._resolve_decoder() == "bow":
+    @staticmethod
+    def _split_numeric(X, decoder):
+        if decoder == "bow":
             return None, check_count_matrix(X)
         return X, None
-
-    def _encode(self, docs):
-        features = np.asarray(self.encoder_.transform(docs), dtype=np.float32)
-        return features, self._counts(docs)
-
-    def _counts(self, docs):
-        if hasattr(self.encoder_, "count_tokens"):
-            return self.encoder_.count_tokens(docs)
-        if self._resolve_decoder() == "bow":
-            raise ValueError(
-                f"decoder='bow' needs token counts, but the encoder "
-                f"{type(self.encoder_).__name__} has no count_tokens method. Use "
-                "decoder='gaussian', or an encoder such as skdgm.encoders.MultilingualEncoder."
-            )
-        return None
 
     def _resolve_decoder(self):
         if self.decoder != "auto":
@@ -516,14 +551,16 @@ class SemiSupervisedVAEClassifier(
 
     # --------------------------------------------------------------- prediction
     def _model_inputs(self, X):
+        # Fitted state only: set_params after fit cannot change how a fitted model predicts.
         check_is_fitted(self)
-        if self.encoder is not None:
-            features, counts = self._encode(check_documents(X, min_documents=1))
+        if getattr(self, "encoder_", None) is not None:
+            docs = check_documents(X, min_documents=1)
+            features, counts = _encode(self.encoder_, docs, self.decoder_)
         else:
             X = validate_data(
                 self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False
             )
-            features, counts = self._split_numeric(X)
+            features, counts = self._split_numeric(X, self.decoder_)
         return self.inputs_.transform(features, counts)[0]
 
     def _on_device(self, inputs):
@@ -641,3 +678,34 @@ class SemiSupervisedVAEClassifier(
                 if not torch.cuda.is_available():  # fitted on a GPU, loaded without one
                     state["device_"] = "cpu"
         self.__dict__.update(state)
+
+
+def _elbo_weight(decoder, targets):
+    """1 / the size of a row's reconstruction: tokens per document, or features.
+
+    The ELBO grows with the length of documents (or the number of features) while the
+    classifier's cross-entropy does not; dividing the ELBO by that size keeps ``alpha``
+    meaningful across corpora (Kingma et al. instead scale alpha with the data).
+    """
+    if decoder == "bow":
+        tokens = float(np.asarray(targets.sum(axis=1)).mean()) if targets.shape[0] else 1.0
+        return 1.0 / max(tokens, 1.0)
+    return 1.0 / targets.shape[1]
+
+
+def _encode(encoder, docs, decoder):
+    """The documents' features from a fitted encoder, and their token counts (or None)."""
+    features = np.asarray(encoder.transform(docs), dtype=np.float32)
+    return features, _counts(encoder, docs, decoder)
+
+
+def _counts(encoder, docs, decoder):
+    if hasattr(encoder, "count_tokens"):
+        return encoder.count_tokens(docs)
+    if decoder == "bow":
+        raise ValueError(
+            f"decoder='bow' needs token counts, but the encoder {type(encoder).__name__} "
+            "has no count_tokens method. Use decoder='gaussian', or an encoder such as "
+            "skdgm.encoders.MultilingualEncoder."
+        )
+    return None

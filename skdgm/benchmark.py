@@ -725,6 +725,7 @@ def run_benchmark(
     cache_dir: str | None = None,
     sdgm_params: Mapping | None = None,
     method_limits: Mapping[str, Mapping] | None = None,
+    on_run: Callable[[dict], None] | None = None,
     verbose: int = 1,
 ) -> BenchmarkResults:
     """Run every method on the same draws of labelled documents and score it.
@@ -762,6 +763,9 @@ def run_benchmark(
         all of them. Keys: ``"seeds"`` (how many of the first seeds), ``"sizes"`` and
         ``"tasks"`` (languages, or ``"source-target"`` for cross-lingual pairs). The
         tables say which methods ran on fewer seeds.
+    on_run : callable or None, default=None
+        Called with each run's dict as soon as it is scored, e.g. to keep the runs of a
+        long benchmark on disk as they come.
     verbose : int, default=1
         Show progress bars when > 0 (and the encoder's own when > 1).
 
@@ -871,6 +875,8 @@ def run_benchmark(
                         **scores,
                     }
                 )
+                if on_run is not None:
+                    on_run(runs[-1])
                 progress.update()
     settings = {
         "languages": languages,

@@ -164,8 +164,10 @@ def test_slow_methods_run_on_fewer_seeds_and_say_so(tiny_wordpiece_model):
         device="cpu",
         sdgm_params={"max_epochs": 1},
         method_limits={"SDGM": {"seeds": 1}, "LogisticRegression": {"tasks": ["en"]}},
+        on_run=(kept := []).append,
         verbose=0,
     )
+    assert kept == list(results)  # every run, as it was scored
     seeds = {(run["method"], run["seed"]) for run in results}
     assert seeds == {("SDGM", 0), ("LogisticRegression", 0), ("LogisticRegression", 1)}
     assert results.settings["method_limits"]["SDGM"] == {"seeds": 1}

@@ -133,13 +133,84 @@ def test_warm_start_continues_training(blobs):
     X, _, y_partial = blobs
     clf = SemiSupervisedVAEClassifier(**{**FAST, "warm_start": True, "max_epochs": 3})
     clf.fit(X, y_partial)
-    first_module = clf.module_
-    first_loss = clf.history_[-1]["loss"]
+    first_module, first_start = clf.module_, clf.history_[0]["loss"]
+    before = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    proba = clf.predict_proba(X)
+    # Zero more epochs: the parameters of the previous fit, untouched.
+    clf.set_params(max_epochs=0).fit(X, y_partial)
+    np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-6)
+    clf.set_params(max_epochs=3).fit(X, y_partial)
+    assert clf.history_[0]["loss"] < first_start  # goes on from trained weights
+    assert first_module is not clf.module_  # trained a copy ...
+    for key, value in first_module.state_dict().items():  # ... leaving the old one whole
+        assert torch.equal(value, before[key])
+    clf.set_params(warm_start=False, max_epochs=0).fit(X, y_partial)
+    assert not np.allclose(clf.predict_proba(X), proba, atol=1e-3)  # a fresh model
+
+
+def test_warm_start_does_not_rerun_the_warm_up(blobs):
+    X, _, y_partial = blobs
+    clf = SemiSupervisedVAEClassifier(
+        **{**FAST, "warm_start": True, "max_epochs": 2, "warm_up_epochs": 2}
+    ).fit(X, y_partial)
+    assert [h["phase"] for h in clf.history_] == ["warm-up"] * 2 + ["joint"] * 2
     clf.fit(X, y_partial)
-    assert clf.module_ is first_module
-    assert clf.history_[0]["loss"] < first_loss + 1.0
-    clf.set_params(warm_start=False).fit(X, y_partial)
-    assert clf.module_ is not first_module
+    assert [h["phase"] for h in clf.history_] == ["joint"] * 2
+    assert clf.n_iter_ == 2
+
+
+def test_warm_start_refuses_other_data(blobs, counts):
+    X, _, y_partial = blobs
+    clf = SemiSupervisedVAEClassifier(**{**FAST, "warm_start": True, "max_epochs": 1})
+    clf.fit(X, y_partial)
+    with pytest.raises(ValueError, match="previous fit's width|n_features|features"):
+        clf.fit(X[:, :4], y_partial)
+    Xc, _, yc = counts
+    with pytest.raises(ValueError, match="classes|decoder"):
+        clf.set_params(decoder="bow").fit(Xc, yc)
+
+
+def test_set_params_after_fit_does_not_change_predictions(blobs, tiny_wordpiece_model):
+    from skdgm.encoders import MultilingualEncoder
+
+    X, _, y_partial = blobs
+    clf = SemiSupervisedVAEClassifier(**{**FAST, "max_epochs": 2}).fit(X, y_partial)
+    expected = clf.predict_proba(X)
+    clf.set_params(decoder="bow")  # would demand counts if predict read the parameter
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
+
+    docs = [f"document {i} about {'tables' if i % 2 else 'weather'}" for i in range(24)]
+    y = np.where(np.arange(24) < 8, np.arange(24) % 2, -1)
+    clf = SemiSupervisedVAEClassifier(
+        MultilingualEncoder(tiny_wordpiece_model, device="cpu"), **{**FAST, "max_epochs": 2}
+    ).fit(docs, y)
+    expected = clf.predict_proba(docs)
+    clf.set_params(encoder=None, decoder="gaussian")
+    np.testing.assert_array_equal(clf.predict_proba(docs), expected)
+
+
+def test_a_failed_fit_leaves_the_estimator_as_it_was(blobs):
+    from sklearn.exceptions import NotFittedError
+
+    X, y, y_partial = blobs
+    y_few = np.full(len(y), -1)
+    y_few[:6] = [0, 1, 2, 0, 1, 2]
+    bad = dict(early_stopping=True, validation_fraction=0.1)  # too few labels to hold out
+    clf = SemiSupervisedVAEClassifier(**{**FAST, **bad})
+    with pytest.raises(ValueError, match="early_stopping=True needs"):
+        clf.fit(X, y_few)
+    assert not clf.__sklearn_is_fitted__()
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    clf.set_params(early_stopping=False).fit(X, y_partial)
+    fitted = {k: v for k, v in clf.__dict__.items() if k.endswith("_") or k.startswith("_")}
+    expected = clf.predict_proba(X)
+    with pytest.raises(ValueError, match="early_stopping=True needs"):
+        clf.set_params(**bad).fit(X[:, :4], y_few)
+    now = {k: v for k, v in clf.__dict__.items() if k.endswith("_") or k.startswith("_")}
+    assert now.keys() == fitted.keys()
+    assert all(now[k] is v for k, v in fitted.items())  # n_features_in_ included
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
 
 
 def test_no_unlabelled_rows_warns(blobs):
