@@ -253,6 +253,39 @@ def test_clone_and_pickle_round_trip(tiny_wordpiece_model):
     np.testing.assert_allclose(restored.transform(TINY_CORPUS), expected, atol=1e-6)
 
 
+def test_unpickled_encoder_with_other_weights_warns_and_keys_the_cache_apart(
+    tiny_wordpiece_model, tmp_path
+):
+    import shutil
+    import warnings
+
+    import torch
+    from transformers import AutoModel
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_wordpiece_model, folder)
+    encoder = MultilingualEncoder(str(folder), cache_dir=str(tmp_path / "cache")).fit(TINY_CORPUS)
+    original = encoder.transform(TINY_CORPUS)
+    original_key = encoder._settings_key()
+    blob = pickle.dumps(encoder)
+    with warnings.catch_warnings():  # unchanged weights: no warning
+        warnings.simplefilter("error")
+        _multilingual._LOADED_MODELS.clear()
+        np.testing.assert_allclose(pickle.loads(blob).transform(TINY_CORPUS), original)
+
+    model = AutoModel.from_pretrained(folder)  # the folder now holds other weights
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.5)
+    model.save_pretrained(folder)
+    _multilingual._LOADED_MODELS.clear()
+    restored = pickle.loads(blob)
+    with pytest.warns(UserWarning, match="could not be loaded as it was"):
+        vectors = restored.transform(TINY_CORPUS)
+    assert restored._settings_key() != original_key  # never served as the old vectors
+    assert not np.allclose(vectors, original, atol=1e-3)
+
+
 def test_tags():
     tags = MultilingualEncoder().__sklearn_tags__()
     assert tags.input_tags.string and not tags.input_tags.two_d_array

@@ -591,7 +591,21 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             device = torch.device("cpu")
             self.device_ = "cpu"
         source = self.model_path_ if Path(self.model_path_).is_dir() else self.model_name
-        self._load(os.fspath(source), device)
+        resolved, identity = self._load(os.fspath(source), device)[2:]
+        if identity != self._model_identity:
+            # Not the weights this encoder was fitted with (the Hub out of reach, or the
+            # folder changed): say so, and key the embedding cache by the weights in use,
+            # so that their vectors are never served as the original model's.
+            warnings.warn(
+                f"This encoder was fitted with the model {self.model_path_!r}, which could "
+                f"not be loaded as it was; using {resolved!r} instead, whose embeddings "
+                "differ. Fit the encoder again (or the estimator around it) to make that "
+                "choice explicit, or make the original model reachable.",
+                UserWarning,
+                stacklevel=3,
+            )
+            self.model_path_ = resolved
+            self._model_identity = identity
         top_state = self.__dict__.pop("_top_state", None)
         if top_state is not None:
             top = self._new_top(self.tuned_layers_, self._tuned_normalize)
