@@ -146,6 +146,9 @@ class SemiSupervisedVAEClassifier(
         accuracy, active units of z1, KL weight and duration.
     n_iter_ : int
         Number of epochs run in the last ``fit``.
+    best_epoch_ : int
+        The epoch whose parameters were kept: with early stopping the best one on the
+        held-out rows, otherwise the last one (``n_iter_``).
     encoder_ : transformer or None
         The fitted clone of ``encoder`` (None for numeric input); with
         ``fine_tune_layers`` > 0, its top layers hold the tuned weights
@@ -409,7 +412,7 @@ class SemiSupervisedVAEClassifier(
                 module = module.to(device)
                 progress = progress_bar(config.max_epochs, self.verbose, type(self).__name__)
                 try:
-                    n_epochs = train(
+                    n_epochs, best_epoch = train(
                         module,
                         RowSource(inputs, device),
                         RowSource(targets, device),
@@ -449,6 +452,7 @@ class SemiSupervisedVAEClassifier(
         self.device_ = str(device)
         self.history_ = history
         self.n_iter_ = n_epochs
+        self.best_epoch_ = best_epoch
         self.transduction_ = transduction
         return self
 

@@ -223,11 +223,18 @@ def test_early_stopping_keeps_best_epoch(blobs):
     X, y, _ = blobs
     y_partial = y.copy()
     y_partial[90:] = -1
-    clf = SemiSupervisedVAEClassifier(
-        **{**FAST, "max_epochs": 40, "early_stopping": True, "n_iter_no_change": 3}
-    ).fit(X, y_partial)
+    params = {**FAST, "max_epochs": 60, "early_stopping": True, "n_iter_no_change": 3}
+    params["learning_rate"] = 1e-2  # overfits the held-out rows within 60 epochs
+    clf = SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
     assert "valid_accuracy" in clf.history_[0]
-    assert clf.n_iter_ <= 40
+    assert clf.n_iter_ == clf.best_epoch_ + 3 < 60  # stopped 3 epochs after the best
+    scores = [(h["valid_accuracy"], -h["valid_loss"]) for h in clf.history_]
+    assert clf.best_epoch_ == 1 + scores.index(max(scores))
+    # The same fit, stopped at the best epoch: the parameters kept are that epoch's.
+    at_best = SemiSupervisedVAEClassifier(**{**params, "max_epochs": clf.best_epoch_})
+    at_best.fit(X, y_partial)
+    assert at_best.n_iter_ == at_best.best_epoch_ == clf.best_epoch_
+    np.testing.assert_allclose(at_best.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
     with pytest.raises(ValueError, match="early_stopping=True needs"):
         y_few = np.full(len(y), -1)
         y_few[:6] = [0, 1, 2, 0, 1, 2]

@@ -73,6 +73,9 @@ def train(
     -------
     n_epochs : int
         The number of epochs run.
+    best_epoch : int
+        The epoch whose parameters the model holds: the best one on the validation rows,
+        or the last one without validation rows.
     """
     device = log_prior.device
     optimizer = torch.optim.Adam(
@@ -80,7 +83,7 @@ def train(
     )
     y_all = torch.as_tensor(y, device=device)
     best = (-math.inf, -math.inf)
-    best_state, since_best = None, 0
+    best_state, since_best, best_epoch = None, 0, 0
     n_l, n_u, bs = len(labelled), len(unlabelled), config.batch_size
     first_tuned = math.inf
     if tuned_inputs is not None and config.fine_tune_epochs > 0:
@@ -189,7 +192,7 @@ def train(
         if len(validation) and not warm_up:
             score = (record["valid_accuracy"], -record["valid_loss"])
             if score > best:
-                best, since_best = score, 0
+                best, since_best, best_epoch = score, 0, epoch
                 best_state = [copy.deepcopy(model.state_dict())]
                 if tuned_inputs is not None:
                     best_state.append(copy.deepcopy(tuned_inputs.state_dict()))
@@ -197,11 +200,12 @@ def train(
                 since_best += 1
                 if config.n_iter_no_change is not None and since_best >= config.n_iter_no_change:
                     break
-    if best_state is not None:
-        model.load_state_dict(best_state[0])
-        if tuned_inputs is not None:
-            tuned_inputs.load_state_dict(best_state[1])
-    return epoch
+    if best_state is None:
+        return epoch, epoch
+    model.load_state_dict(best_state[0])
+    if tuned_inputs is not None:
+        tuned_inputs.load_state_dict(best_state[1])
+    return epoch, best_epoch
 
 
 def _encoder_optimizer(tuned_inputs: TunedRows, config: TrainingConfig, n_steps: int):
