@@ -130,3 +130,24 @@ def test_tuned_encoder_is_cached_apart_and_pickles(tiny_wordpiece_model):
     np.testing.assert_allclose(restored.transform(DOCS), tuned_vectors, atol=1e-6)
     with pytest.raises(ValueError, match="already tuned"):
         tuned._token_states(DOCS, 2)
+
+
+def test_training_passes_on_cpu_use_eager_attention_with_the_same_results(tiny_wordpiece_model):
+    encoder = MultilingualEncoder(tiny_wordpiece_model, device="cpu").fit(TINY_CORPUS)
+    top = encoder._tunable_top(1)
+    assert top.model.config._attn_implementation == "sdpa"
+    seen = []
+    layer = top.model.encoder.layer[0].attention.self
+    hook = layer.register_forward_pre_hook(
+        lambda module, args: seen.append(module.config._attn_implementation)
+    )
+    embedder = DocumentEmbedder(top, encoder._token_states(TINY_CORPUS, 1)).eval()
+    rows = np.arange(len(TINY_CORPUS))
+    inferred = embedder.embeddings(rows)  # no gradient: sdpa
+    trained = embedder(rows)  # gradient on a CPU: eager
+    hook.remove()
+    assert seen == ["sdpa", "eager"]
+    assert top.model.config._attn_implementation == "sdpa"  # put back
+    np.testing.assert_allclose(trained.detach().numpy(), inferred, atol=1e-5)
+    trained.sum().backward()
+    assert all(p.grad is not None for p in top.parameters() if p.requires_grad)
