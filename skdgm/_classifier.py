@@ -412,7 +412,7 @@ class SemiSupervisedVAEClassifier(
                 module = module.to(device)
                 progress = progress_bar(config.max_epochs, self.verbose, type(self).__name__)
                 try:
-                    n_epochs, best_epoch = train(
+                    n_epochs, best_epoch, interrupted = train(
                         module,
                         RowSource(inputs, device),
                         RowSource(targets, device),
@@ -442,6 +442,19 @@ class SemiSupervisedVAEClassifier(
         logits = predict_logits(module, RowSource(inputs, device), np.arange(len(y)), 1024)
         transduction = classes[logits.argmax(1).cpu().numpy()]
         transduction[labelled] = classes[y_index]
+        if interrupted:
+            kept = (
+                f"the parameters of its best epoch ({best_epoch})"
+                if self.early_stopping and best_epoch
+                else "the parameters reached when it stopped"
+            )
+            warnings.warn(
+                f"Training was interrupted after {n_epochs} complete epoch(s) of "
+                f"{config.max_epochs}; the estimator is fitted with {kept}. Fit again to "
+                "train it fully.",
+                UserWarning,
+                stacklevel=3,
+            )
         # The fit succeeded: only now does the estimator change.
         self.encoder_ = encoder
         self.inputs_ = model_inputs

@@ -196,7 +196,14 @@ def _sdgm_end_to_end(context: MethodContext):
 def _transformer(context: MethodContext):
     from ._transformer_classifier import TransformerClassifier
 
-    return TransformerClassifier(context.encoder, random_state=context.seed, device=context.device)
+    # As many tuned layers as the end-to-end SDGM: the same depth of fine-tuning on both
+    # sides, and the frozen layers' output computed once for both.
+    return TransformerClassifier(
+        context.encoder,
+        fine_tune_layers=END_TO_END["fine_tune_layers"],
+        random_state=context.seed,
+        device=context.device,
+    )
 
 
 def _transformer_self_training(context: MethodContext):

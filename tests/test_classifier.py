@@ -189,6 +189,35 @@ def test_set_params_after_fit_does_not_change_predictions(blobs, tiny_wordpiece_
     np.testing.assert_array_equal(clf.predict_proba(docs), expected)
 
 
+def test_ctrl_c_leaves_a_usable_estimator_with_a_warning(blobs, monkeypatch):
+    from skdgm._sdgm import _training
+
+    X, y, y_partial = blobs
+    shown = _training.show_progress
+
+    def interrupt_at_epoch_3(progress, record):
+        shown(progress, record)
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_training, "show_progress", interrupt_at_epoch_3)
+    clf = SemiSupervisedVAEClassifier(**FAST)
+    with pytest.warns(UserWarning, match="interrupted after 3 complete epoch"):
+        clf.fit(X, y_partial)
+    assert clf.n_iter_ == 3 and len(clf.history_) == 3
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all() and clf.transduction_.shape == y.shape
+
+
+def test_divergence_names_the_term_and_keeps_the_previous_fit(blobs):
+    X, _, y_partial = blobs
+    clf = SemiSupervisedVAEClassifier(**{**FAST, "max_epochs": 2}).fit(X, y_partial)
+    expected = clf.predict_proba(X)
+    with pytest.raises(FloatingPointError, match="diverged at epoch 1, terms not finite: .*nll"):
+        clf.set_params(learning_rate=1e6).fit(X, y_partial)
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
+
+
 def test_a_failed_fit_leaves_the_estimator_as_it_was(blobs):
     from sklearn.exceptions import NotFittedError
 

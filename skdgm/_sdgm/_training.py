@@ -24,6 +24,20 @@ from ._networks import SDGM
 _CLIP_SDGM, _CLIP_ENCODER = 10.0, 1.0
 
 
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite: names the terms that did and what to try."""
+
+    def __init__(self, epoch: int, terms: dict):
+        bad = [f"{name} = {value}" for name, value in terms.items() if not math.isfinite(value)]
+        self.epoch, self.terms = epoch, terms
+        super().__init__(
+            f"Training diverged at epoch {epoch}, terms not finite: "
+            f"{', '.join(bad) or 'the loss'}. Lower learning_rate (or "
+            "fine_tune_learning_rate), or scale the features (e.g. StandardScaler). The "
+            "estimator keeps the state it had before this fit."
+        )
+
+
 @dataclass
 class TrainingConfig:
     """Settings of one call of :func:`train`; see the estimator for their meaning."""
@@ -69,13 +83,19 @@ def train(
     decaying linearly to 0 over those epochs); ``inputs`` must hold what ``tuned_inputs``
     gave before training.
 
+    A ``KeyboardInterrupt`` (Ctrl-C) ends training where it is: the model keeps the best
+    epoch's parameters (with validation rows) or its current ones, and ``interrupted``
+    says so.
+
     Returns
     -------
     n_epochs : int
-        The number of epochs run.
+        The number of epochs completed.
     best_epoch : int
         The epoch whose parameters the model holds: the best one on the validation rows,
         or the last one without validation rows.
+    interrupted : bool
+        Whether training was stopped by a ``KeyboardInterrupt``.
     """
     device = log_prior.device
     optimizer = torch.optim.Adam(
@@ -89,123 +109,134 @@ def train(
     if tuned_inputs is not None and config.fine_tune_epochs > 0:
         first_tuned = max(config.max_epochs - config.fine_tune_epochs, config.warm_up_epochs) + 1
     encoder_optimizer = None
-    epoch = 0
-    for epoch in range(1, config.max_epochs + 1):
-        start = time.perf_counter()
-        warm_up = epoch <= config.warm_up_epochs
-        tuning = epoch >= first_tuned
-        source = tuned_inputs if tuning else inputs
-        if config.kl_annealing_epochs > 0:
-            kl_weight = min(1.0, (epoch - config.warm_up_epochs) / config.kl_annealing_epochs)
-        else:
-            kl_weight = 1.0
-        kl_weight = max(kl_weight, 0.0)
-        n_steps = math.ceil(n_l / bs) if warm_up or n_u == 0 else math.ceil(n_u / bs)
-        if tuning and encoder_optimizer is None:
-            encoder_optimizer, schedule = _encoder_optimizer(
-                tuned_inputs, config, n_steps * (config.max_epochs - epoch + 1)
-            )
-        perm_l = generator.permutation(n_l)
-        perm_u = generator.permutation(n_u)
-        sums: dict[str, float] = {}
-        correct = 0
-        seen = 0
-        model.train()
-        if tuning:
-            tuned_inputs.train()
-        for step in range(n_steps):
-            # The labelled rows cycle through the epoch: every step sees labels.
-            lab_pos = perm_l if n_l <= bs else perm_l[np.arange(step * bs, (step + 1) * bs) % n_l]
-            lab = labelled[lab_pos]
-            y_l = y_all[lab_pos]
-            if warm_up:
-                batch = source[lab]
-                mu1, _ = model.encode(batch)
-                logits = model.classify(mu1, batch)
-                ce = F.cross_entropy(logits, y_l)
-                loss = config.alpha * ce
-                parts = {"cross_entropy": ce}
+    first_record = len(history)
+    interrupted = False
+    try:
+        for epoch in range(1, config.max_epochs + 1):
+            start = time.perf_counter()
+            warm_up = epoch <= config.warm_up_epochs
+            tuning = epoch >= first_tuned
+            source = tuned_inputs if tuning else inputs
+            if config.kl_annealing_epochs > 0:
+                kl_weight = min(1.0, (epoch - config.warm_up_epochs) / config.kl_annealing_epochs)
             else:
-                unl = unlabelled[perm_u[step * bs : (step + 1) * bs]]  # empty when n_u == 0
-                rows = np.concatenate([lab, unl])
-                t_l, t_u = forward_terms(model, source[rows], targets[rows], y_l, config.free_bits)
-                logits = t_l["logits"]
-                ce = F.cross_entropy(logits, y_l)
-                labelled_loss = (
-                    t_l["nll"] + kl_weight * (t_l["kl_z1"] + t_l["kl_z2"]) - log_prior[y_l]
-                ).mean()
-                loss = config.elbo_weight * labelled_loss + config.alpha * ce
-                parts = {
-                    "cross_entropy": ce,
-                    "labelled_loss": labelled_loss,
-                    "nll": t_l["nll"].mean(),
-                    "kl_z1": t_l["kl_z1"].mean(),
-                    "kl_z2": t_l["kl_z2"].mean(),
-                }
-                if len(unl):
-                    kl_y = categorical_kl(t_u["probs"], log_prior)
-                    unlabelled_loss = (
-                        t_u["nll"] + kl_weight * (t_u["kl_z1"] + t_u["kl_z2"]) + kl_y
-                    ).mean()
-                    loss = loss + config.elbo_weight * unlabelled_loss
-                    parts["unlabelled_loss"] = unlabelled_loss
-                    parts["kl_y"] = kl_y.mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"The training loss became {loss.item()} at epoch {epoch}. Lower "
-                    "learning_rate, or scale the features (e.g. StandardScaler)."
+                kl_weight = 1.0
+            kl_weight = max(kl_weight, 0.0)
+            n_steps = math.ceil(n_l / bs) if warm_up or n_u == 0 else math.ceil(n_u / bs)
+            if tuning and encoder_optimizer is None:
+                encoder_optimizer, schedule = _encoder_optimizer(
+                    tuned_inputs, config, n_steps * (config.max_epochs - epoch + 1)
                 )
-            optimizer.zero_grad(set_to_none=True)
+            perm_l = generator.permutation(n_l)
+            perm_u = generator.permutation(n_u)
+            sums: dict[str, float] = {}
+            correct = 0
+            seen = 0
+            model.train()
             if tuning:
-                encoder_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), _CLIP_SDGM)
-            optimizer.step()
-            if tuning:
-                torch.nn.utils.clip_grad_norm_(tuned_inputs.parameters(), _CLIP_ENCODER)
-                encoder_optimizer.step()
-                schedule.step()
-            parts["loss"] = loss
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-            correct += int((logits.argmax(1) == y_l).sum())
-            seen += len(y_l)
-        record = {key: value / n_steps for key, value in sums.items()}
-        record.update(
-            epoch=epoch,
-            phase="warm-up" if warm_up else "fine-tune" if tuning else "joint",
-            kl_weight=kl_weight if not warm_up else 0.0,
-            train_accuracy=correct / max(seen, 1),
-        )
-        if len(validation):
-            logits_v = predict_logits(model, source, validation, bs * 4)
-            y_v = torch.as_tensor(y_validation, device=logits_v.device)
-            val_acc = float((logits_v.argmax(1) == y_v).float().mean())
-            val_ce = float(F.cross_entropy(logits_v, y_v))
-            record.update(valid_accuracy=val_acc, valid_loss=val_ce)
-        record["active_units"] = active_units(
-            model, source, np.concatenate([labelled, unlabelled])
-        )
-        record["duration"] = time.perf_counter() - start
-        history.append(record)
-        show_progress(progress, record)
-        if len(validation) and not warm_up:
-            score = (record["valid_accuracy"], -record["valid_loss"])
-            if score > best:
-                best, since_best, best_epoch = score, 0, epoch
-                best_state = [copy.deepcopy(model.state_dict())]
-                if tuned_inputs is not None:
-                    best_state.append(copy.deepcopy(tuned_inputs.state_dict()))
-            else:
-                since_best += 1
-                if config.n_iter_no_change is not None and since_best >= config.n_iter_no_change:
-                    break
+                tuned_inputs.train()
+            for step in range(n_steps):
+                # The labelled rows cycle through the epoch: every step sees labels.
+                lab_pos = (
+                    perm_l if n_l <= bs else perm_l[np.arange(step * bs, (step + 1) * bs) % n_l]
+                )
+                lab = labelled[lab_pos]
+                y_l = y_all[lab_pos]
+                if warm_up:
+                    batch = source[lab]
+                    mu1, _ = model.encode(batch)
+                    logits = model.classify(mu1, batch)
+                    ce = F.cross_entropy(logits, y_l)
+                    loss = config.alpha * ce
+                    parts = {"cross_entropy": ce}
+                else:
+                    unl = unlabelled[perm_u[step * bs : (step + 1) * bs]]  # empty when n_u == 0
+                    rows = np.concatenate([lab, unl])
+                    t_l, t_u = forward_terms(
+                        model, source[rows], targets[rows], y_l, config.free_bits
+                    )
+                    logits = t_l["logits"]
+                    ce = F.cross_entropy(logits, y_l)
+                    labelled_loss = (
+                        t_l["nll"] + kl_weight * (t_l["kl_z1"] + t_l["kl_z2"]) - log_prior[y_l]
+                    ).mean()
+                    loss = config.elbo_weight * labelled_loss + config.alpha * ce
+                    parts = {
+                        "cross_entropy": ce,
+                        "labelled_loss": labelled_loss,
+                        "nll": t_l["nll"].mean(),
+                        "kl_z1": t_l["kl_z1"].mean(),
+                        "kl_z2": t_l["kl_z2"].mean(),
+                    }
+                    if len(unl):
+                        kl_y = categorical_kl(t_u["probs"], log_prior)
+                        unlabelled_loss = (
+                            t_u["nll"] + kl_weight * (t_u["kl_z1"] + t_u["kl_z2"]) + kl_y
+                        ).mean()
+                        loss = loss + config.elbo_weight * unlabelled_loss
+                        parts["unlabelled_loss"] = unlabelled_loss
+                        parts["kl_y"] = kl_y.mean()
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(epoch, {k: float(v) for k, v in parts.items()})
+                optimizer.zero_grad(set_to_none=True)
+                if tuning:
+                    encoder_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), _CLIP_SDGM)
+                optimizer.step()
+                if tuning:
+                    torch.nn.utils.clip_grad_norm_(tuned_inputs.parameters(), _CLIP_ENCODER)
+                    encoder_optimizer.step()
+                    schedule.step()
+                parts["loss"] = loss
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach())
+                correct += int((logits.argmax(1) == y_l).sum())
+                seen += len(y_l)
+            record = {key: value / n_steps for key, value in sums.items()}
+            record.update(
+                epoch=epoch,
+                phase="warm-up" if warm_up else "fine-tune" if tuning else "joint",
+                kl_weight=kl_weight if not warm_up else 0.0,
+                train_accuracy=correct / max(seen, 1),
+            )
+            if len(validation):
+                logits_v = predict_logits(model, source, validation, bs * 4)
+                y_v = torch.as_tensor(y_validation, device=logits_v.device)
+                val_acc = float((logits_v.argmax(1) == y_v).float().mean())
+                val_ce = float(F.cross_entropy(logits_v, y_v))
+                record.update(valid_accuracy=val_acc, valid_loss=val_ce)
+            record["active_units"] = active_units(
+                model, source, np.concatenate([labelled, unlabelled])
+            )
+            record["duration"] = time.perf_counter() - start
+            history.append(record)
+            show_progress(progress, record)
+            if len(validation) and not warm_up:
+                score = (record["valid_accuracy"], -record["valid_loss"])
+                if score > best:
+                    best, since_best, best_epoch = score, 0, epoch
+                    best_state = [copy.deepcopy(model.state_dict())]
+                    if tuned_inputs is not None:
+                        best_state.append(copy.deepcopy(tuned_inputs.state_dict()))
+                else:
+                    since_best += 1
+                    if (
+                        config.n_iter_no_change is not None
+                        and since_best >= config.n_iter_no_change
+                    ):
+                        break
+    except KeyboardInterrupt:
+        # Ctrl-C: keep what has been trained (the best epoch with validation rows).
+        interrupted = True
+
+    n_epochs = len(history) - first_record
     if best_state is None:
-        return epoch, epoch
+        return n_epochs, n_epochs, interrupted
     model.load_state_dict(best_state[0])
     if tuned_inputs is not None:
         tuned_inputs.load_state_dict(best_state[1])
-    return epoch, best_epoch
+    return n_epochs, best_epoch, interrupted
 
 
 def _encoder_optimizer(tuned_inputs: TunedRows, config: TrainingConfig, n_steps: int):
@@ -254,9 +285,7 @@ def encode_mean(model: SDGM, inputs: RowSource | TunedRows, index: np.ndarray, b
     return _posterior_means(model, inputs, index, batch_size, logits=False)
 
 
-def predict_logits(
-    model: SDGM, inputs: RowSource | TunedRows, index: np.ndarray, batch_size: int
-):
+def predict_logits(model: SDGM, inputs: RowSource | TunedRows, index: np.ndarray, batch_size: int):
     """Logits of q(y | E[z1 | x]) for the rows ``index`` (no sampling)."""
     return _posterior_means(model, inputs, index, batch_size, logits=True)
 
