@@ -1,6 +1,9 @@
-"""What the package's classifiers share: accuracy on the labelled rows, progress bars."""
+"""What the package's classifiers share: accuracy on the labelled rows, progress bars,
+and the advice given when a batch runs out of memory."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,3 +67,26 @@ def show_progress(progress, record: dict) -> None:
     progress.update(1)
     keys = ("loss", "train_accuracy", "valid_accuracy")
     progress.set_postfix({k: round(record[k], 3) for k in keys if k in record})
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True  # torch.OutOfMemoryError (CUDA, MPS), Python's own MemoryError
+    message = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in message or "can't allocate memory" in message
+    )
+
+
+@contextlib.contextmanager
+def advise_on_memory(advice: str):
+    """Turn running out of memory inside the block into a ``MemoryError`` saying what to do.
+
+    ``advice`` names the settings to lower, e.g. ``"lower batch_size (now 64)"``.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        raise MemoryError(f"Ran out of memory: {advice}. ({type(exc).__name__}: {exc})") from exc

@@ -12,13 +12,14 @@ from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import LabelledScoreMixin, progress_bar
+from ._base import LabelledScoreMixin, advise_on_memory, progress_bar
 from ._preprocessing import ModelInputs
 from ._validation import (
     check_count_matrix,
     check_documents,
     check_labels_length,
     check_semi_supervised_labels,
+    refuse_text,
     validation_split,
 )
 
@@ -406,7 +407,11 @@ class SemiSupervisedVAEClassifier(
                     RowSource(rest, device) if rest is not None else None,
                 ).to(device)
             history = []
-            with fork_rng(device, seed):
+            memory = (
+                f"lower batch_size (now {self.batch_size}), or the encoder's max_length or "
+                f"fine_tune_layers when fine-tuning; device {device}"
+            )
+            with fork_rng(device, seed), advise_on_memory(memory):
                 # A warm start trains a copy: the previous model stays whole if this fit fails.
                 module = copy.deepcopy(self.module_) if reuse else SDGM(**module_kwargs)
                 module = module.to(device)
@@ -541,6 +546,7 @@ class SemiSupervisedVAEClassifier(
                 "encoder=None. Pass an encoder such as skdgm.encoders.MultilingualEncoder(), "
                 "or set fine_tune_layers=0 for numeric features."
             )
+        refuse_text(X, type(self).__name__)
         X, y = validate_data(
             self,
             X,
@@ -574,6 +580,7 @@ class SemiSupervisedVAEClassifier(
             docs = check_documents(X, min_documents=1)
             features, counts = _encode(self.encoder_, docs, self.decoder_)
         else:
+            refuse_text(X, type(self).__name__)
             X = validate_data(
                 self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False
             )

@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import LabelledScoreMixin, progress_bar, show_progress
+from ._base import LabelledScoreMixin, advise_on_memory, progress_bar, show_progress
 from ._validation import (
     check_documents,
     check_labels_length,
@@ -259,7 +259,11 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, BaseEstimator):
                 hidden_size=states.hidden_size, n_classes=len(classes), dropout=self.dropout
             )
             history = []
-            with fork_rng(device, seed):
+            memory = (
+                f"lower batch_size (now {self.batch_size}), fine_tune_layers or the encoder's "
+                f"max_length; device {device}"
+            )
+            with fork_rng(device, seed), advise_on_memory(memory):
                 head = _new_head(**head_kwargs)
                 if reuse:
                     head.load_state_dict(self.head_.state_dict())

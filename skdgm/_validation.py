@@ -175,3 +175,21 @@ def check_documents(X, *, min_documents: int = 0) -> list[str]:
             f"X holds {len(documents)} documents; at least {min_documents} is needed."
         )
     return [str(document) for document in documents]  # np.str_ -> str
+
+
+def refuse_text(X, estimator_name: str) -> None:
+    """Raise a clear error when numeric input is expected but ``X`` holds documents."""
+    if isinstance(X, str):
+        first = X
+    elif isinstance(X, np.ndarray) and X.dtype.kind in "OUS" and X.size:
+        first = X.flat[0]
+    elif isinstance(X, (list, tuple)) and X:
+        first = X[0]
+    else:
+        return  # numbers, sparse matrices and data frames: scikit-learn checks them
+    if isinstance(first, (str, bytes)):
+        raise ValueError(
+            f"X holds text ({first[:40]!r} ...), but {estimator_name} was given no encoder, "
+            "so it takes numeric features. Pass encoder=skdgm.encoders.MultilingualEncoder() "
+            "to classify documents, or encode them yourself first."
+        )

@@ -218,6 +218,28 @@ def test_divergence_names_the_term_and_keeps_the_previous_fit(blobs):
     np.testing.assert_array_equal(clf.predict_proba(X), expected)
 
 
+def test_running_out_of_memory_says_to_lower_batch_size(blobs, monkeypatch):
+    from skdgm._sdgm import _training
+
+    X, _, y_partial = blobs
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(_training, "forward_terms", out_of_memory)
+    with pytest.raises(MemoryError, match=r"lower batch_size \(now 64\)"):
+        SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)
+    with pytest.raises(MemoryError, match="can't allocate memory"):  # the CPU's wording
+        monkeypatch.setattr(
+            _training,
+            "forward_terms",
+            lambda *a, **k: (_ for _ in ()).throw(
+                RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried ...")
+            ),
+        )
+        SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)
+
+
 def test_a_failed_fit_leaves_the_estimator_as_it_was(blobs):
     from sklearn.exceptions import NotFittedError
 

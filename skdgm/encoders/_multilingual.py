@@ -31,6 +31,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._base import advise_on_memory
 from .._validation import check_documents
 from ._offline import is_offline_default, offline_model_dir
 
@@ -467,7 +468,9 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             else:
                 memory[digest] = vector
         if missing:
-            vectors = self._embed_documents(list(missing.values()))
+            advice = f"lower batch_size (now {self.batch_size}) or max_length ({self.max_length_})"
+            with advise_on_memory(f"{advice}; device {self.device_}"):
+                vectors = self._embed_documents(list(missing.values()))
             for digest, vector in zip(missing, vectors):
                 memory[digest] = vector.copy()
                 self._write_disk(disk, digest, memory[digest])
