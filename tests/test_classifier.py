@@ -371,3 +371,70 @@ def test_cuda_fit_and_pickle_to_cpu(blobs):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert clf.score(X, y) > 0.8
+
+
+# ------------------------------------------------------------ options, each exercised
+def test_kl_annealing_raises_the_weight_linearly(blobs):
+    X, _, y_partial = blobs
+    clf = SemiSupervisedVAEClassifier(
+        **{**FAST, "max_epochs": 5, "kl_annealing_epochs": 4, "warm_up_epochs": 1}
+    ).fit(X, y_partial)
+    weights = [h["kl_weight"] for h in clf.history_]
+    np.testing.assert_allclose(weights, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
+
+
+def test_free_bits_leave_small_kl_unpenalised(blobs):
+    import torch
+
+    from skdgm._sdgm._losses import forward_terms
+
+    X, _, y_partial = blobs
+    clf = SemiSupervisedVAEClassifier(**{**FAST, "max_epochs": 1}).fit(X, y_partial)
+    inputs = torch.as_tensor(clf.inputs_.transform(X, None)[0][:40], dtype=torch.float32)
+    y = torch.as_tensor(np.searchsorted(clf.classes_, y_partial[:20]))
+    clf.module_.eval()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        plain = forward_terms(clf.module_, inputs, inputs, y, free_bits=0.0)[0]["kl_z1"]
+        torch.manual_seed(0)
+        floored = forward_terms(clf.module_, inputs, inputs, y, free_bits=5.0)[0]["kl_z1"]
+    # Each of the z1_dim dimensions costs at least 5 nats: the total is at least 5 x 8.
+    assert torch.all(floored >= 5.0 * clf.z1_dim - 1e-4)
+    assert torch.all(floored >= plain - 1e-5) and not torch.allclose(floored, plain)
+
+
+def test_labelled_prior_matters_only_when_the_labels_are_unbalanced(blobs):
+    X, y, _ = blobs
+    balanced = np.full(len(y), -1)
+    for c in range(3):
+        balanced[np.flatnonzero(y == c)[:8]] = c
+    fits = {
+        prior: SemiSupervisedVAEClassifier(**{**FAST, "prior": prior}).fit(X, balanced)
+        for prior in ("uniform", "labelled")
+    }
+    np.testing.assert_allclose(
+        fits["uniform"].predict_proba(X), fits["labelled"].predict_proba(X), rtol=1e-5
+    )
+    unbalanced = balanced.copy()
+    unbalanced[np.flatnonzero(y == 0)[8:30]] = 0  # class 0: 30 labels, the others 8
+    fits = {
+        prior: SemiSupervisedVAEClassifier(**{**FAST, "prior": prior}).fit(X, unbalanced)
+        for prior in ("uniform", "labelled")
+    }
+    assert not np.allclose(fits["uniform"].predict_proba(X), fits["labelled"].predict_proba(X))
+
+
+def test_score_weights_rows_and_ignores_unlabelled_ones(blobs, fitted):
+    from sklearn.metrics import accuracy_score
+
+    X, y, _ = blobs
+    predicted = fitted.predict(X)
+    weights = np.random.default_rng(0).uniform(size=len(y))
+    y_scored = y.copy()
+    y_scored[::5] = -1  # ignored, whatever their weight
+    kept = y_scored != -1
+    expected = accuracy_score(y[kept], predicted[kept], sample_weight=weights[kept])
+    assert fitted.score(X, y_scored, sample_weight=weights) == pytest.approx(expected)
+    right = (predicted == y).astype(float)  # weight only the right predictions: 1.0
+    assert fitted.score(X, y, sample_weight=right) == 1.0
+    assert fitted.score(X, y, sample_weight=1 - right) == 0.0
