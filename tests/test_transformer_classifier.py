@@ -401,3 +401,12 @@ API_CHECKS = [
 @pytest.mark.parametrize("check_name", API_CHECKS)
 def test_sklearn_api_checks(check_name):
     getattr(estimator_checks, check_name)("TransformerClassifier", TransformerClassifier())
+
+
+def test_auto_epochs_give_enough_steps_with_few_labels(encoder):
+    few = LABELS.copy()
+    few[8:] = -1  # 8 labels: one step a pass in batches of 16, so 100 passes
+    clf = TransformerClassifier(encoder, **{**FAST, "max_epochs": "auto", "batch_size": 16})
+    assert clf.fit(DOCS, few).n_iter_ == 100
+    clf.set_params(batch_size=4).fit(DOCS, LABELS)  # 36 labels: 9 steps a pass, 20 passes
+    assert clf.n_iter_ == 20
