@@ -38,6 +38,10 @@ SETTINGS: dict[str, dict] = {
     "sees-inputs": {"classifier_sees_inputs": True},
     "prior-labelled": {"prior": "labelled"},
     "epochs-30": {"max_epochs": 30},
+    "alpha-0.1": {"alpha": 0.1},
+    "weight-decay-1e-2": {"weight_decay": 1e-2},
+    "z1-16": {"z1_dim": 16},
+    "sees-inputs-wd-1e-2": {"classifier_sees_inputs": True, "weight_decay": 1e-2},
 }
 
 
