@@ -16,12 +16,20 @@ Run, for example::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 
 import numpy as np
 
-from skdgm.benchmark import METHODS, Method, format_table, format_timings, run_benchmark
+from skdgm.benchmark import (
+    METHODS,
+    Method,
+    _sdgm,
+    format_table,
+    format_timings,
+    run_benchmark,
+)
 
 #: Named settings: overrides of the SDGM's parameters.
 SETTINGS: dict[str, dict] = {
@@ -46,17 +54,7 @@ SETTINGS: dict[str, dict] = {
 
 
 def _sdgm_method(overrides: dict) -> Method:
-    def build(context):
-        from skdgm import SemiSupervisedVAEClassifier
-
-        return SemiSupervisedVAEClassifier(
-            encoder=context.encoder,
-            random_state=context.seed,
-            device=context.device,
-            **overrides,
-        )
-
-    return Method(build, "documents", semi_supervised=True)
+    return Method(functools.partial(_sdgm, settings=overrides), "documents", semi_supervised=True)
 
 
 def _paired(runs, name, reference, metric):

@@ -301,14 +301,14 @@ class SemiSupervisedVAEClassifier(
         # the previous ones back if this fit fails.
         kept = {k: v for k, v in self.__dict__.items() if k in _SET_BY_VALIDATION}
         try:
-            return self._fit(X, y, kept.get("n_features_in_"))
+            return self._fit(X, y)
         except BaseException:
             for key in _SET_BY_VALIDATION:
                 self.__dict__.pop(key, None)
             self.__dict__.update(kept)
             raise
 
-    def _fit(self, X, y, previous_width):
+    def _fit(self, X, y):
         import torch
 
         from ._sdgm import SDGM, RowSource, TrainingConfig, TunedRows, predict_logits, train
@@ -320,11 +320,6 @@ class SemiSupervisedVAEClassifier(
         decoder = self._resolve_decoder()
         if reuse:
             self._check_warm_start(classes, decoder, docs is not None)
-            if docs is None and X.shape[1] != previous_width:
-                raise ValueError(
-                    f"warm_start=True needs the previous fit's width: X has {X.shape[1]} "
-                    f"features, previously {previous_width}. Set warm_start=False."
-                )
         if labelled_mask.all():
             warnings.warn(
                 "No unlabelled rows (marked -1) in y: training on labelled rows alone.",
@@ -342,17 +337,17 @@ class SemiSupervisedVAEClassifier(
         try:
             if reuse:
                 model_inputs = self.inputs_
+                model_inputs.check_widths(
+                    features,
+                    counts,
+                    "warm_start=True needs data of the previous fit's width; set "
+                    "warm_start=False.",
+                )
             else:
                 model_inputs = ModelInputs(
                     decoder, self.vocabulary_size if self.encoder is not None else None
                 ).fit(features, counts)
             inputs, targets = model_inputs.transform(features, counts)
-            if reuse and inputs.shape[1] != self._module_kwargs["in_dim"]:
-                raise ValueError(
-                    f"warm_start=True needs inputs of the previous fit's width: got "
-                    f"{inputs.shape[1]} columns, previously {self._module_kwargs['in_dim']}. "
-                    "Set warm_start=False."
-                )
 
             labelled = np.flatnonzero(labelled_mask)
             unlabelled = np.flatnonzero(~labelled_mask)

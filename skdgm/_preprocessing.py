@@ -34,6 +34,7 @@ class ModelInputs:
     def fit(self, features=None, counts=None) -> ModelInputs:
         self.has_features = features is not None
         self.has_counts = counts is not None
+        self.widths_ = self.widths(features, counts)
         if features is not None:
             if sp.issparse(features):
                 sq = np.asarray(features.multiply(features).mean(axis=0)).ravel()
@@ -58,6 +59,20 @@ class ModelInputs:
             n = counts.shape[0]
             self.idf_ = (np.log((1 + n) / (1 + document_frequency)) + 1).astype(np.float32)
         return self
+
+    @staticmethod
+    def widths(features=None, counts=None) -> tuple:
+        """Columns of ``features`` and of ``counts`` (None for a part not given)."""
+        return tuple(None if part is None else part.shape[1] for part in (features, counts))
+
+    def check_widths(self, features=None, counts=None, advice: str = "") -> None:
+        """Raise a ``ValueError`` if the parts are not as wide as those ``fit`` saw."""
+        got, fitted = self.widths(features, counts), getattr(self, "widths_", None)
+        if fitted is not None and got != fitted:
+            raise ValueError(
+                f"The model's inputs were fitted on (features, token counts) of widths "
+                f"{fitted}, and are now given widths {got}. {advice}".rstrip()
+            )
 
     def counts_block(self, counts):
         """The TF-IDF block of the inputs (log-scaled, L2-normalised rows), CSR float32."""

@@ -173,25 +173,21 @@ class Method:
     requires: str | None = None
 
 
-def _sdgm(context: MethodContext):
+def _sdgm(context: MethodContext, settings: Mapping = ()):
+    """The SDGM with ``settings`` over its defaults (and the context's overrides over both)."""
     from ._classifier import SemiSupervisedVAEClassifier
 
     return SemiSupervisedVAEClassifier(
         encoder=context.encoder,
         random_state=context.seed,
         device=context.device,
-        **dict(context.sdgm_params),
+        **{**dict(settings), **dict(context.sdgm_params)},
     )
 
 
 def _sdgm_end_to_end(context: MethodContext):
     # The paper's end-to-end model: the encoder's top layers train with the SDGM.
-    from ._classifier import SemiSupervisedVAEClassifier
-
-    params = {**END_TO_END, **dict(context.sdgm_params)}
-    return SemiSupervisedVAEClassifier(
-        encoder=context.encoder, random_state=context.seed, device=context.device, **params
-    )
+    return _sdgm(context, END_TO_END)
 
 
 def _transformer(context: MethodContext):
