@@ -152,3 +152,26 @@ def test_training_passes_on_cpu_use_eager_attention_with_the_same_results(tiny_w
     np.testing.assert_allclose(trained.detach().numpy(), inferred, atol=1e-5)
     trained.sum().backward()
     assert all(p.grad is not None for p in top.parameters() if p.requires_grad)
+
+
+def test_recomputed_chunks_give_the_same_gradients(tiny_wordpiece_model):
+    # Memory: chunks' activations are recomputed in the backward pass, with the same
+    # dropout masks, so the gradients are those of the plain pass.
+    encoder = MultilingualEncoder(tiny_wordpiece_model, precision="float32").fit(DOCS)
+    states = encoder._token_states(DOCS, 2)
+    top = encoder._tunable_top(2)
+    rows = np.arange(len(DOCS))
+    grads, outputs = {}, {}
+    for recompute in (False, True):
+        embedder = DocumentEmbedder(top, states, chunk_size=3, recompute=recompute).train()
+        embedder.zero_grad()
+        torch.manual_seed(0)
+        out = embedder(rows)
+        (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
+        outputs[recompute] = out.detach()
+        grads[recompute] = [p.grad.clone() for p in top.parameters() if p.grad is not None]
+    assert any(m.p > 0 for m in top.modules() if isinstance(m, torch.nn.Dropout))
+    torch.testing.assert_close(outputs[True], outputs[False])
+    assert len(grads[True]) == len(grads[False]) > 0
+    for with_recompute, plain in zip(grads[True], grads[False]):
+        torch.testing.assert_close(with_recompute, plain)
