@@ -13,6 +13,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import LabelledScoreMixin, advise_on_memory, progress_bar
+from ._persistence import PersistenceMixin
 from ._preprocessing import ModelInputs
 from ._validation import (
     check_count_matrix,
@@ -30,7 +31,7 @@ _SET_BY_VALIDATION = ("n_features_in_", "feature_names_in_")
 
 
 class SemiSupervisedVAEClassifier(
-    LabelledScoreMixin, ClassifierMixin, TransformerMixin, BaseEstimator
+    LabelledScoreMixin, ClassifierMixin, TransformerMixin, PersistenceMixin, BaseEstimator
 ):
     """Semi-supervised classifier built on a deep generative model (stacked M1+M2).
 
@@ -697,6 +698,58 @@ class SemiSupervisedVAEClassifier(
                 if not torch.cuda.is_available():  # fitted on a GPU, loaded without one
                     state["device_"] = "cpu"
         self.__dict__.update(state)
+
+    def _fitted_state(self):
+        """The fitted state for :func:`skdgm.save`: (JSON-able values, named tensors)."""
+        settings, arrays = self.inputs_.get_state()
+        values = {
+            "classes_": self.classes_,
+            "encoder_": self.encoder_,
+            "decoder_": self.decoder_,
+            "device_": self.device_,
+            "history_": self.history_,
+            "n_iter_": self.n_iter_,
+            "best_epoch_": self.best_epoch_,
+            "module_kwargs": self._module_kwargs,
+            "inputs": settings,
+        }
+        values.update({k: getattr(self, k) for k in _SET_BY_VALIDATION if hasattr(self, k)})
+        tensors = {f"module.{k}": v for k, v in self.module_.state_dict().items()}
+        tensors.update({f"inputs.{k}": v for k, v in arrays.items()})
+        # Labels may be strings: the transduction is stored as positions in classes_.
+        tensors["transduction_"] = np.searchsorted(self.classes_, self.transduction_)
+        return values, tensors
+
+    def _restore_fitted_state(self, values, tensors, device):
+        """Set the fitted attributes from :meth:`_fitted_state`'s output (:func:`skdgm.load`)."""
+        from ._persistence import fitted_device, load_module_state
+        from ._sdgm import SDGM
+        from ._sdgm._device import resolve_device
+
+        module = SDGM(**values["module_kwargs"])
+        load_module_state(module, tensors, "module.")
+        arrays = {
+            k[len("inputs.") :]: v.numpy() for k, v in tensors.items() if k.startswith("inputs.")
+        }
+        inputs = ModelInputs.from_state(values["inputs"], arrays)
+        classes = np.asarray(values["classes_"])
+        transduction = tensors["transduction_"].numpy()
+        if transduction.ndim != 1 or not np.isin(transduction, np.arange(len(classes))).all():
+            raise ValueError("transduction_ holds positions outside classes_")
+        self.device_ = fitted_device(values["device_"], device)
+        self.encoder_ = values["encoder_"]
+        self.inputs_ = inputs
+        self._module_kwargs = values["module_kwargs"]
+        self.module_ = module.to(resolve_device(self.device_))
+        self.classes_ = classes
+        self.decoder_ = values["decoder_"]
+        self.history_ = values["history_"]
+        self.n_iter_ = values["n_iter_"]
+        self.best_epoch_ = values["best_epoch_"]
+        self.transduction_ = classes[transduction]
+        for key in _SET_BY_VALIDATION:
+            if key in values:
+                setattr(self, key, values[key])
 
 
 def _elbo_weight(decoder, targets):

@@ -74,6 +74,57 @@ class ModelInputs:
                 f"{fitted}, and are now given widths {got}. {advice}".rstrip()
             )
 
+    def get_state(self) -> tuple[dict, dict]:
+        """The settings (JSON-able) and the fitted arrays, for :func:`skdgm.save`."""
+        settings = {
+            "decoder": self.decoder,
+            "vocabulary_size": self.vocabulary_size,
+            "counts_weight": self.counts_weight,
+            "has_features": self.has_features,
+            "has_counts": self.has_counts,
+            "widths": list(self.widths_),
+        }
+        arrays = {
+            name: getattr(self, name)
+            for name in ("mean_", "scale_", "vocabulary_", "idf_")
+            if getattr(self, name, None) is not None
+        }
+        return settings, arrays
+
+    @classmethod
+    def from_state(cls, settings: dict, arrays: dict) -> ModelInputs:
+        """Fitted inputs from :meth:`get_state`'s output.
+
+        Raises a ``ValueError`` when an array is missing or does not fit the widths.
+        """
+        inputs = cls(settings["decoder"], settings["vocabulary_size"], settings["counts_weight"])
+        inputs.has_features = bool(settings["has_features"])
+        inputs.has_counts = bool(settings["has_counts"])
+        inputs.widths_ = tuple(settings["widths"])
+        n_features, n_counts = inputs.widths_
+        expected = {}
+        if inputs.has_features:
+            expected["scale_"] = (n_features,)
+            inputs.mean_ = None  # sparse features are scaled only
+            if "mean_" in arrays:
+                expected["mean_"] = (n_features,)
+        if inputs.has_counts:
+            n_kept = len(arrays.get("vocabulary_", ()))
+            expected.update(vocabulary_=(n_kept,), idf_=(n_kept,))
+        for name, shape in expected.items():
+            if name not in arrays:
+                raise ValueError(f"no array inputs.{name}")
+            if arrays[name].shape != shape:
+                raise ValueError(
+                    f"inputs.{name} has shape {arrays[name].shape}, expected {shape}"
+                )
+            setattr(inputs, name, arrays[name])
+        if inputs.has_counts:
+            columns = inputs.vocabulary_
+            if not columns.size or columns.min() < 0 or columns.max() >= n_counts:
+                raise ValueError(f"inputs.vocabulary_ holds columns outside 0..{n_counts - 1}")
+        return inputs
+
     def counts_block(self, counts):
         """The TF-IDF block of the inputs (log-scaled, L2-normalised rows), CSR float32."""
         kept = sp.csr_matrix(counts, dtype=np.float32)[:, self.vocabulary_]

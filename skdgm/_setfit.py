@@ -69,6 +69,12 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         The labels seen in the labelled rows.
     model_ : setfit.SetFitModel
         The trained model.
+
+    Notes
+    -----
+    :func:`skdgm.save` does not store this estimator: SetFit saves its head with pickle
+    (joblib). Pickle the fitted estimator instead (``pickle`` or ``joblib.dump``), and
+    load only pickles you trust.
     """
 
     _parameter_constraints: dict = {

@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import LabelledScoreMixin, advise_on_memory, progress_bar, show_progress
+from ._persistence import PersistenceMixin
 from ._validation import (
     check_documents,
     check_labels_length,
@@ -42,7 +43,7 @@ _MIN_STEPS = 100
 _PREDICT_BATCH = 1024
 
 
-class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, BaseEstimator):
+class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixin, BaseEstimator):
     """Fine-tune a pretrained transformer encoder with a classification head.
 
     The supervised baseline of Zhu et al. (EACL 2021): the encoder's top layers and a
@@ -519,6 +520,39 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, BaseEstimator):
                 if not torch.cuda.is_available():  # fitted on a GPU, loaded without one
                     state["device_"] = "cpu"
         super().__setstate__(state)
+
+    def _fitted_state(self):
+        """The fitted state for :func:`skdgm.save`: (JSON-able values, named tensors)."""
+        values = {
+            "classes_": self.classes_,
+            "encoder_": self.encoder_,
+            "head_kwargs": self._head_kwargs,
+            "tuned_layers_": self.tuned_layers_,
+            "history_": self.history_,
+            "n_iter_": self.n_iter_,
+            "device_": self.device_,
+        }
+        if hasattr(self, "best_epoch_"):
+            values["best_epoch_"] = self.best_epoch_
+        return values, {f"head.{k}": v for k, v in self.head_.state_dict().items()}
+
+    def _restore_fitted_state(self, values, tensors, device):
+        """Set the fitted attributes from :meth:`_fitted_state`'s output (:func:`skdgm.load`)."""
+        from ._persistence import fitted_device, load_module_state
+        from ._sdgm._device import resolve_device
+
+        head = _new_head(**values["head_kwargs"])
+        load_module_state(head, tensors, "head.")
+        self.device_ = fitted_device(values["device_"], device)
+        self.classes_ = np.asarray(values["classes_"])
+        self.encoder_ = values["encoder_"]
+        self.head_ = head.to(resolve_device(self.device_)).eval()
+        self._head_kwargs = values["head_kwargs"]
+        self.tuned_layers_ = values["tuned_layers_"]
+        self.history_ = values["history_"]
+        self.n_iter_ = values["n_iter_"]
+        if "best_epoch_" in values:
+            self.best_epoch_ = values["best_epoch_"]
 
 
 def _new_head(hidden_size: int, n_classes: int, dropout: float):

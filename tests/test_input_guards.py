@@ -4,6 +4,8 @@ gets the documented error, and the caller's inputs are unchanged afterwards."""
 from __future__ import annotations
 
 import copy
+import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
+import skdgm
 from skdgm import SemiSupervisedVAEClassifier, TransformerClassifier
 from skdgm.encoders import MultilingualEncoder
 
@@ -45,6 +48,30 @@ def _model_param(estimator):
 
 def _x(kind):
     return X_NUM.copy() if kind == "N" else list(DOCS)
+
+
+def _save_unfitted(estimator):
+    with tempfile.TemporaryDirectory() as folder:
+        estimator.save(Path(folder) / "model")
+
+
+def _load_saved(estimator, X, y, damage):
+    """Fit, save, ``damage(folder)``, then load."""
+    with tempfile.TemporaryDirectory() as folder:
+        _fit(estimator, X, y).save(folder)
+        damage(Path(folder))
+        skdgm.load(folder)
+
+
+def _truncate_tensors(folder):
+    path = folder / "tensors.safetensors"
+    path.write_bytes(path.read_bytes()[:-10])
+
+
+def _set_format_version(folder):
+    path = folder / "skdgm.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**manifest, "format_version": 99}), encoding="utf-8")
 
 
 # (row of the table, estimators, what to do with (estimator, X, y), error, message)
@@ -91,6 +118,16 @@ CASES = [
     ("a folder that is not a model", "STE",
      lambda e, X, y: _fit(e.set_params(**{_model_param(e): str(Path(__file__).parent)}), X, y),
      OSError, "Could not load a model from the folder"),
+    ("``save`` before ``fit``", "SNTE", lambda e, X, y: _save_unfitted(e),
+     NotFittedError, "not fitted yet"),
+    ("``load`` from a folder that does not exist", "SNTE",
+     lambda e, X, y: type(e).load("/no/such/saved/model"), FileNotFoundError, "does not exist"),
+    ("a saved model whose files were damaged or edited", "SNTE",
+     lambda e, X, y: _load_saved(e, X, y, _truncate_tensors), ValueError,
+     "does not match the checksum"),
+    ("a saved model written in another format version", "SNTE",
+     lambda e, X, y: _load_saved(e, X, y, _set_format_version), ValueError,
+     "format version 99, but this skdgm .* reads format version 1"),
     ("a loss that becomes NaN or infinite during training", "N",
      lambda e, X, y: _fit(e.set_params(learning_rate=1e6, max_epochs=20), X, y),
      FloatingPointError, "diverged"),

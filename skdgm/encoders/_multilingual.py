@@ -32,6 +32,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import advise_on_memory
+from .._persistence import PersistenceMixin
 from .._validation import check_documents
 from ._offline import is_offline_default, offline_model_dir
 
@@ -249,7 +250,9 @@ def _cpu_bfloat16_is_faster() -> bool:
     return _CPU_BFLOAT16_FASTER
 
 
-class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class MultilingualEncoder(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin, BaseEstimator
+):
     """Embed documents with a pretrained multilingual transformer encoder.
 
     Each document becomes one vector: the encoder's last hidden states pooled over its
@@ -554,6 +557,56 @@ class MultilingualEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         if top is not None:  # tuned layers travel as CPU tensors, rebuilt on load
             state["_top_state"] = {k: v.detach().cpu() for k, v in top.state_dict().items()}
         return state
+
+    #: Fitted attributes that :func:`skdgm.save` stores as they are.
+    _SAVED_ATTRIBUTES = (
+        "model_path_",
+        "device_",
+        "precision_",
+        "embedding_dim_",
+        "vocabulary_size_",
+        "prefix_",
+        "max_length_",
+        "tuned_layers_",
+    )
+
+    def _fitted_state(self):
+        """The fitted state for :func:`skdgm.save`: (JSON-able values, named tensors).
+
+        The pretrained model is referenced by ``model_name``, ``model_path_`` and the
+        identity of its weights; only tuned top layers are tensors.
+        """
+        values = {name: getattr(self, name) for name in self._SAVED_ATTRIBUTES}
+        values["model_identity"] = self._model_identity
+        tensors = {}
+        if self.tuned_layers_:
+            values["tuned_normalize"] = self._tuned_normalize
+            top = self.__dict__.get("_top_state")  # unpickled, not rebuilt yet
+            top = self._top.state_dict() if top is None else top
+            tensors = {f"top.{k}": v for k, v in top.items()}
+        return values, tensors
+
+    def _restore_fitted_state(self, values, tensors, device):
+        """Set the fitted attributes from :meth:`_fitted_state`'s output (:func:`skdgm.load`).
+
+        Tuned layers are rebuilt on the pretrained model, which is loaded for that; an
+        untuned encoder loads its model when first used, as after unpickling.
+        """
+        from .._persistence import fitted_device, load_module_state
+        from ._tuning import state_digest
+
+        for name in self._SAVED_ATTRIBUTES:
+            setattr(self, name, values[name])
+        self.device_ = fitted_device(values["device_"], device)
+        self._model_identity = values["model_identity"]
+        self._top = None
+        if self.tuned_layers_:
+            self._tuned_normalize = bool(values["tuned_normalize"])
+            self._ensure_loaded()
+            top = self._new_top(self.tuned_layers_, self._tuned_normalize)
+            load_module_state(top, tensors, "top.")
+            self._top = top.to(self.device_).eval().requires_grad_(False)
+            self._tuned_digest = state_digest(self._top)
 
     # ------------------------------------------------------------------ internals
 
