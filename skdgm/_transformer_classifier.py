@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -277,7 +278,7 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
                 if reuse:
                     head.load_state_dict(self.head_.state_dict())
                 head.to(device)
-                n_epochs, best_epoch = self._train(
+                n_epochs, best_epoch, interrupted = self._train(
                     embedder,
                     head,
                     y_index,
@@ -289,6 +290,18 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
             tuned_encoder = encoder._with_tuned_top(top.to(home))
         finally:
             states.close()
+        if interrupted:
+            kept = (
+                f"the parameters of its best epoch ({best_epoch})"
+                if best_epoch
+                else "the parameters reached when it stopped"
+            )
+            warnings.warn(
+                f"Training was interrupted after {n_epochs} complete epoch(s); the estimator "
+                f"is fitted with {kept}. Fit again to train it fully.",
+                UserWarning,
+                stacklevel=3,
+            )
         # Every fitted attribute at the end: a failed fit leaves the estimator as it was.
         self.classes_ = classes
         self.encoder_ = tuned_encoder
@@ -332,9 +345,14 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
         return int(self.fine_tune_layers)
 
     def _train(self, embedder, head, y_index, train_pos, valid_pos, generator, history):
-        """Run the epochs; return (epochs run, best epoch or 0). Restores the best weights."""
+        """Run the epochs; restore the best weights.
+
+        Returns (epochs completed, best epoch or 0, whether Ctrl-C stopped training).
+        """
         import torch
         from torch.nn import functional as F
+
+        from ._sdgm._training import TrainingDiverged
 
         device = next(head.parameters()).device
         y_all = torch.as_tensor(y_index, device=device)
@@ -347,7 +365,7 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
         optimizer, schedule, parameters = self._optimizer(embedder.top, head, n_steps)
         progress = progress_bar(max_epochs, self.verbose, type(self).__name__)
         best_score, best_state, best_epoch, since_best = None, None, 0, 0
-        epoch = 0
+        interrupted = False
         try:
             for epoch in range(1, max_epochs + 1):
                 start = time.perf_counter()
@@ -361,9 +379,10 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
                     logits = head(embedder(rows))
                     loss = F.cross_entropy(logits, targets)
                     if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"The training loss became {loss.item()} at epoch {epoch}. Lower "
-                            "learning_rate or head_learning_rate."
+                        raise TrainingDiverged(
+                            epoch,
+                            {"cross-entropy": loss.item()},
+                            "Lower learning_rate or head_learning_rate.",
                         )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -396,13 +415,16 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
                     since_best += 1
                     if since_best >= self.n_iter_no_change:
                         break
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what has been trained (the best epoch with validation rows).
+            interrupted = True
         finally:
             if progress is not None:
                 progress.close()
         if best_state is not None:
             embedder.top.load_state_dict(best_state[0])
             head.load_state_dict(best_state[1])
-        return epoch, best_epoch
+        return len(history), best_epoch, interrupted
 
     def _optimizer(self, top, head, n_steps: int):
         """AdamW over the top layers and the head; linear warm-up, then linear decay to 0."""

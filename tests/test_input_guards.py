@@ -131,6 +131,10 @@ CASES = [
     ("a loss that becomes NaN or infinite during training", "N",
      lambda e, X, y: _fit(e.set_params(learning_rate=1e6, max_epochs=20), X, y),
      FloatingPointError, "diverged"),
+    ("a loss that becomes NaN or infinite during training", "T",
+     lambda e, X, y: _fit(
+         e.set_params(learning_rate=1e30, head_learning_rate=1e30, max_epochs=5), X, y),
+     FloatingPointError, "diverged.*cross-entropy"),
 ]
 PARAMS = [
     pytest.param(row, kind, action, error, match, id=f"{kind}-{row}")

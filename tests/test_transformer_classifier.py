@@ -410,3 +410,35 @@ def test_auto_epochs_give_enough_steps_with_few_labels(encoder):
     assert clf.fit(DOCS, few).n_iter_ == 100
     clf.set_params(batch_size=4).fit(DOCS, LABELS)  # 36 labels: 9 steps a pass, 20 passes
     assert clf.n_iter_ == 20
+
+
+# ------------------------------------------------------------ divergence and Ctrl-C
+
+
+def test_divergence_names_the_loss_and_keeps_the_previous_fit(encoder):
+    clf = TransformerClassifier(encoder, **FAST).fit(DOCS, LABELS)
+    expected = clf.predict_proba(DOCS)
+    with pytest.raises(
+        FloatingPointError, match="diverged at epoch 1, terms not finite: cross-entropy"
+    ) as raised:
+        clf.set_params(head_learning_rate=1e30, learning_rate=1e30).fit(DOCS, LABELS)
+    assert "Lower learning_rate or head_learning_rate" in str(raised.value)
+    np.testing.assert_array_equal(clf.predict_proba(DOCS), expected)
+
+
+def test_ctrl_c_leaves_a_usable_estimator_with_a_warning(encoder, monkeypatch):
+    shown = transformer_module.show_progress
+
+    def interrupt_at_epoch_2(progress, record):
+        shown(progress, record)
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(transformer_module, "show_progress", interrupt_at_epoch_2)
+    clf = TransformerClassifier(encoder, **{**FAST, "max_epochs": 5})
+    with pytest.warns(UserWarning, match="interrupted after 2 complete epoch"):
+        clf.fit(DOCS, LABELS)
+    assert clf.n_iter_ == 2 and len(clf.history_) == 2
+    proba = clf.predict_proba(DOCS)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(1), 1.0)

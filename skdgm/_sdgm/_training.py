@@ -27,14 +27,18 @@ _CLIP_SDGM, _CLIP_ENCODER = 10.0, 1.0
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite: names the terms that did and what to try."""
 
-    def __init__(self, epoch: int, terms: dict):
+    def __init__(self, epoch: int, terms: dict, advice: str | None = None):
         bad = [f"{name} = {value}" for name, value in terms.items() if not math.isfinite(value)]
         self.epoch, self.terms = epoch, terms
+        if advice is None:
+            advice = (
+                "Lower learning_rate (or fine_tune_learning_rate), or scale the features "
+                "(e.g. StandardScaler)."
+            )
         super().__init__(
             f"Training diverged at epoch {epoch}, terms not finite: "
-            f"{', '.join(bad) or 'the loss'}. Lower learning_rate (or "
-            "fine_tune_learning_rate), or scale the features (e.g. StandardScaler). The "
-            "estimator keeps the state it had before this fit."
+            f"{', '.join(bad) or 'the loss'}. {advice} The estimator keeps the state it "
+            "had before this fit."
         )
 
 
