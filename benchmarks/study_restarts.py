@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score
 
 from skdgm import SemiSupervisedVAEClassifier
-from skdgm.benchmark import _encode_languages, _make_task, _PrecomputedEncoder
+from skdgm.benchmark._data import _encode_languages, _make_task, _PrecomputedEncoder
 
 
 def main(argv=None) -> None:

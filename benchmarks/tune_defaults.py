@@ -21,15 +21,16 @@ import json
 import sys
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from skdgm.benchmark import (
     METHODS,
     Method,
-    _sdgm,
     format_table,
     format_timings,
     run_benchmark,
 )
+from skdgm.benchmark._methods import _sdgm
 
 #: Named settings: overrides of the SDGM's parameters.
 SETTINGS: dict[str, dict] = {
@@ -50,11 +51,63 @@ SETTINGS: dict[str, dict] = {
     "weight-decay-1e-2": {"weight_decay": 1e-2},
     "z1-16": {"z1_dim": 16},
     "sees-inputs-wd-1e-2": {"classifier_sees_inputs": True, "weight_decay": 1e-2},
+    "pseudo-0.9": {"pseudo_labels": {"threshold": 0.9, "max_iter": 2}},
+    "pseudo-0.99": {"pseudo_labels": {"threshold": 0.99, "max_iter": 2}},
 }
 
 
+class PseudoLabelled(ClassifierMixin, BaseEstimator):
+    """Self-training that keeps the unlabelled rows: refit on all rows, confident ones labelled.
+
+    ``SelfTrainingClassifier`` fits its estimator on the labelled rows only, which would
+    take the unlabelled documents away from a semi-supervised model. Here each round
+    refits ``estimator`` on every row, the unlabelled rows whose predicted probability
+    reaches ``threshold`` now carrying their predicted class (study only).
+    """
+
+    def __init__(self, estimator=None, threshold=0.9, max_iter=2):
+        self.estimator = estimator
+        self.threshold = threshold
+        self.max_iter = max_iter
+
+    def fit(self, X, y):
+        y = np.asarray(y)
+        current = y.copy()
+        unlabelled = np.flatnonzero(y == -1)
+        self.added_ = []
+        for _ in range(self.max_iter + 1):
+            model = clone(self.estimator).fit(X, current)
+            rows = unlabelled[current[unlabelled] == -1]
+            if len(self.added_) == self.max_iter or not len(rows):
+                break
+            proba = model.predict_proba([X[i] for i in rows])
+            sure = proba.max(1) >= self.threshold
+            if not sure.any():
+                break
+            current[rows[sure]] = model.classes_[proba[sure].argmax(1)]
+            self.added_.append(int(sure.sum()))
+        self.model_ = model
+        self.classes_ = model.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+
 def _sdgm_method(overrides: dict) -> Method:
-    return Method(functools.partial(_sdgm, settings=overrides), "documents", semi_supervised=True)
+    overrides = dict(overrides)
+    pseudo = overrides.pop("pseudo_labels", None)
+    build = functools.partial(_sdgm, settings=overrides)
+    if pseudo is not None:
+        build = functools.partial(_pseudo_labelled, build=build, **pseudo)
+    return Method(build, "documents", semi_supervised=True)
+
+
+def _pseudo_labelled(context, build, **options):
+    return PseudoLabelled(build(context), **options)
 
 
 def _paired(runs, name, reference, metric):

@@ -24,8 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.semi_supervised import SelfTrainingClassifier
 
 from skdgm import SemiSupervisedVAEClassifier
-from skdgm.benchmark import draw_labelled
-from skdgm.datasets import load_libreoffice_help
+from skdgm.datasets import draw_labelled, load_libreoffice_help
 from skdgm.encoders import MultilingualEncoder
 
 plt.switch_backend("Agg")  # write image files, open no window
@@ -42,7 +41,7 @@ print(train.data[0][:200])
 # Keep 32 labels
 # --------------
 # Eight pages per class keep their label; every other train page is marked ``-1``, as
-# scikit-learn's semi-supervised estimators expect. :func:`skdgm.benchmark.draw_labelled`
+# scikit-learn's semi-supervised estimators expect. :func:`skdgm.datasets.draw_labelled`
 # makes the same stratified draws as the benchmark (``python -m skdgm.benchmark``).
 labelled = draw_labelled(train.target, 32, seed=0, language="ru")
 y_partial = np.full_like(train.target, -1)

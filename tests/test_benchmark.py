@@ -7,10 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator
 
 from skdgm.benchmark import (
     METHODS,
-    draw_labelled,
+    BenchmarkRunError,
+    Method,
     format_table,
     format_timings,
     main,
@@ -68,19 +70,6 @@ def test_methods_share_the_draws(results):
     assert all(len(fingerprints) == 1 for fingerprints in draws.values())
     # the cross-lingual run labels the same English documents as the English run
     assert draws[("en", "en", 8, 0)] == draws[("en", "de", 8, 0)]
-
-
-def test_draw_is_deterministic_and_stratified():
-    y = np.repeat([0, 1, 2, 3], [50, 30, 3, 40])
-    first = draw_labelled(y, 32, seed=0, language="en")
-    assert np.array_equal(first, draw_labelled(y, 32, seed=0, language="en"))
-    assert not np.array_equal(first, draw_labelled(y, 32, seed=1, language="en"))
-    assert not np.array_equal(first, draw_labelled(y, 32, seed=0, language="de"))
-    assert np.all(np.diff(first) > 0) and first.max() < len(y)  # positions in y, unique
-    assert np.bincount(y[first]).tolist() == [8, 8, 3, 8]  # capped at what a class has
-    assert np.array_equal(draw_labelled(y, "all", seed=0, language="en"), np.arange(len(y)))
-    with pytest.raises(ValueError, match="fewer than the 4 classes"):
-        draw_labelled(y, 3, seed=0, language="en")
 
 
 def test_tables_and_files(results, tmp_path):
@@ -179,3 +168,27 @@ def test_slow_methods_run_on_fewer_seeds_and_say_so(tiny_wordpiece_model):
         with pytest.raises(ValueError, match=match):
             run_benchmark(["en"], [8], 1, ["SDGM"], encoder=tiny_wordpiece_model,
                           method_limits={"SDGM": limits}, verbose=0)
+
+
+class _FailsToFit(BaseEstimator):
+    def fit(self, X, y):
+        raise ValueError("this estimator cannot fit")
+
+
+def test_a_method_that_fails_is_reported_as_a_failed_run_not_a_usage_error(
+    tiny_wordpiece_model, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setitem(
+        METHODS, "Broken", Method(lambda context: _FailsToFit(), "embeddings", False)
+    )
+    with pytest.raises(BenchmarkRunError, match="Broken failed on en n=8 seed=0") as info:
+        run_benchmark(["en"], [8], 1, ["Broken"], encoder=tiny_wordpiece_model, verbose=0)
+    assert isinstance(info.value.__cause__, ValueError)
+    status = main(
+        ["--methods", "Broken", "--languages", "en", "--sizes", "8", "--seeds", "1",
+         "--encoder", tiny_wordpiece_model, "--output", str(tmp_path), "--quiet"]
+    )
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "Broken failed on en n=8 seed=0: ValueError: this estimator cannot fit" in err
+    assert "usage:" not in err

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skdgm.datasets import load_libreoffice_help, load_mldoc
+from skdgm.datasets import draw_labelled, load_libreoffice_help, load_mldoc
 
 COUNTS_4 = {"en": 1288, "de": 1271, "fr": 1300, "ru": 834, "zh": 852}
 COUNTS_8 = {"en": 1537, "de": 1514, "fr": 1550, "ru": 980, "zh": 997}
@@ -206,3 +206,22 @@ def test_load_mldoc_bad_utf8(tmp_path):
 def test_load_mldoc_unknown_language_or_split(tmp_path, language, split, match):
     with pytest.raises(ValueError, match=match):
         load_mldoc(tmp_path, language, split)
+
+
+def test_draw_is_deterministic_and_stratified():
+    y = np.repeat([0, 1, 2, 3], [50, 30, 3, 40])
+    first = draw_labelled(y, 32, seed=0, language="en")
+    assert np.array_equal(first, draw_labelled(y, 32, seed=0, language="en"))
+    assert not np.array_equal(first, draw_labelled(y, 32, seed=1, language="en"))
+    assert not np.array_equal(first, draw_labelled(y, 32, seed=0, language="de"))
+    assert np.all(np.diff(first) > 0) and first.max() < len(y)  # positions in y, unique
+    assert np.bincount(y[first]).tolist() == [8, 8, 3, 8]  # capped at what a class has
+    assert np.array_equal(draw_labelled(y, "all", seed=0, language="en"), np.arange(len(y)))
+    with pytest.raises(ValueError, match="fewer than the 4 classes"):
+        draw_labelled(y, 3, seed=0, language="en")
+
+
+def test_the_benchmark_draws_with_the_same_function():
+    from skdgm import benchmark
+
+    assert benchmark.draw_labelled is draw_labelled

@@ -1,0 +1,304 @@
+"""What a benchmark reports: tables, timings, a plot, and files of runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ._runner import BenchmarkResults
+
+
+def _task_label(run: Mapping) -> str:
+    if run.get("setting") == "cross-lingual":
+        return f"{run['source']}-{run['target']}"
+    return str(run["language"])
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return float(values.mean()), std
+
+
+def _ordered(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _size_order(n) -> tuple:
+    return (1, 0) if n == "all" else (0, int(n))
+
+
+def _summary(results, metric):
+    """{(label, n): {method: [score per seed]}}, plus the per-n language averages."""
+    cells: dict[tuple[str, object], dict[str, dict[int, float]]] = {}
+    for run in results:
+        key = (_task_label(run), run["n"])
+        cells.setdefault(key, {}).setdefault(run["method"], {})[run["seed"]] = run[metric]
+    averages: dict[object, dict[str, list[float]]] = {}
+    mono = [run for run in results if run.get("setting", "monolingual") == "monolingual"]
+    languages = _ordered(run["language"] for run in mono)
+    if len(languages) > 1:
+        for n in _ordered(run["n"] for run in mono):
+            for method in _ordered(run["method"] for run in mono):
+                per_seed = {}
+                for seed in _ordered(run["seed"] for run in mono):
+                    scores = [cells.get((lg, n), {}).get(method, {}).get(seed) for lg in languages]
+                    if all(score is not None for score in scores):
+                        per_seed[seed] = float(np.mean(scores))
+                if per_seed:
+                    averages.setdefault(n, {})[method] = list(per_seed.values())
+    return cells, averages
+
+
+def format_table(results: Sequence[Mapping], metric: str = "accuracy") -> str:
+    """Format mean ± standard deviation over seeds, a row per (language, n).
+
+    Parameters
+    ----------
+    results : sequence of dict
+        Runs, as returned by :func:`run_benchmark` (or read back from ``results.json``).
+    metric : {"accuracy", "macro_f1"}, default="accuracy"
+        The score to show.
+
+    Returns
+    -------
+    table : str
+        One column per method; ``*`` marks the best mean of each row. Cross-lingual rows
+        are labelled ``source-target``. With several languages, an "average" block gives,
+        per ``n``, the mean over seeds of the average over languages. Standard deviations
+        are over seeds (``ddof=1``).
+    """
+    if metric not in ("accuracy", "macro_f1"):
+        raise ValueError(f"metric must be 'accuracy' or 'macro_f1'; got {metric!r}.")
+    if not results:
+        return "(no results)"
+    cells, averages = _summary(results, metric)
+    methods = _ordered(run["method"] for run in results)
+    seeds = _ordered(run["seed"] for run in results)
+
+    def row(label, n, scores_by_method):
+        stats = {m: _mean_std(s) for m, s in scores_by_method.items() if len(s)}
+        best = max(mean for mean, _ in stats.values()) if stats else None
+        texts = []
+        for method in methods:
+            if method not in stats:
+                texts.append("-")
+                continue
+            mean, std = stats[method]
+            mark = "*" if math.isclose(mean, best, abs_tol=5e-4) else " "
+            texts.append(f"{mean:.3f} ± {std:.3f}{mark}")
+        return [label, str(n), *texts]
+
+    cross = {_task_label(run) for run in results if run.get("setting") == "cross-lingual"}
+    blocks = [[], [], []]  # monolingual, average over languages, cross-lingual
+    for (label, n), by_method in cells.items():
+        scores = {m: list(s.values()) for m, s in by_method.items()}
+        blocks[2 if label in cross else 0].append(row(label, n, scores))
+    for n in sorted(averages, key=_size_order):
+        blocks[1].append(row("average", n, averages[n]))
+    rows = []
+    for block in blocks:
+        if block:
+            rows += [None, *block] if rows else block
+    header = ["language", "n", *methods]
+    widths = [
+        max(len(header[i]), *(len(r[i]) for r in rows if r is not None))
+        for i in range(len(header))
+    ]
+
+    def line(values):
+        first = [values[0].ljust(widths[0]), values[1].rjust(widths[1])]
+        return "  ".join(first + [v.rjust(w) for v, w in zip(values[2:], widths[2:])])
+
+    title = {"accuracy": "Accuracy", "macro_f1": "Macro-F1"}[metric]
+    out = [
+        f"{title}: mean ± std over {len(seeds)} seed(s); * = best in the row",
+        line(header),
+        "  ".join("-" * w for w in widths),
+    ]
+    for r in rows:
+        out.append("  ".join("-" * w for w in widths) if r is None else line(r))
+    seeds_by_method = {
+        method: len(_ordered(run["seed"] for run in results if run["method"] == method))
+        for method in methods
+    }
+    fewer = [f"{m} ({k})" for m, k in seeds_by_method.items() if k < len(seeds)]
+    if fewer:
+        out.append(
+            "Run on fewer seeds, so over fewer draws (not paired with the others on the "
+            "rest): " + ", ".join(fewer)
+        )
+    return "\n".join(out)
+
+
+def format_timings(results: BenchmarkResults | Sequence[Mapping]) -> str:
+    """Format the encoding times and each method's total time.
+
+    Parameters
+    ----------
+    results : BenchmarkResults or sequence of dict
+        Runs from :func:`run_benchmark`; encoding times come from its ``timings``.
+
+    Returns
+    -------
+    report : str
+        One line per step; each method's line ends with its median fit time per run as a
+        ratio to the SDGM's (on the frozen encoder), when the SDGM ran.
+    """
+    lines = ["Timings (seconds)"]
+    timings = getattr(results, "timings", {})
+    for step, seconds in timings.items():
+        lines.append(f"  {step:<28} {seconds:9.1f}")
+    if timings:
+        lines.append(f"  {'preparation, total':<28} {sum(timings.values()):9.1f}")
+    reference = [run["fit_seconds"] for run in results if run["method"] == "SDGM"]
+    reference_fit = float(np.median(reference)) if reference else None
+    for method in _ordered(run["method"] for run in results):
+        runs = [run for run in results if run["method"] == method]
+        fit = sum(run["fit_seconds"] for run in runs)
+        predict = sum(run.get("predict_seconds", 0.0) for run in runs)
+        ratio = ""
+        if reference_fit:
+            median = float(np.median([run["fit_seconds"] for run in runs]))
+            ratio = f"; fit time x{median / reference_fit:.2f} the SDGM's"
+        lines.append(
+            f"  {method:<28} {fit + predict:9.1f}  ({len(runs)} runs, fit {fit:.1f}, "
+            f"predict {predict:.1f}{ratio})"
+        )
+    return "\n".join(lines)
+
+
+def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "accuracy") -> Path:
+    """Plot the score against the number of labelled documents, one panel per language.
+
+    Parameters
+    ----------
+    results : sequence of dict
+        Runs, as returned by :func:`run_benchmark`.
+    path : str or Path
+        The image file to write (e.g. ``accuracy.png``).
+    metric : {"accuracy", "macro_f1"}, default="accuracy"
+        The score to plot.
+
+    Returns
+    -------
+    path : Path
+        The file written.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError("plot_results needs matplotlib: pip install 'skdgm[plot]'.") from exc
+    cells, _ = _summary(results, metric)
+    labels = _ordered(label for label, _ in cells)
+    methods = _ordered(run["method"] for run in results)
+    n_labelled = {}
+    for run in results:
+        n_labelled.setdefault((_task_label(run), run["n"]), []).append(run["n_labelled"])
+    columns = min(len(labels), 4)
+    rows = math.ceil(len(labels) / columns)
+    figure = Figure(figsize=(4 * columns, 3.2 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis, label in zip(axes, labels):
+        sizes = sorted((n for lab, n in cells if lab == label), key=_size_order)
+        x = [float(np.mean(n_labelled[(label, n)])) for n in sizes]
+        for method in methods:
+            stats = [
+                _mean_std(list(cells[(label, n)][method].values()))
+                if method in cells[(label, n)]
+                else (np.nan, np.nan)
+                for n in sizes
+            ]
+            mean = np.array([s[0] for s in stats])
+            std = np.array([s[1] for s in stats])
+            (line,) = axis.plot(x, mean, marker="o", label=method)
+            axis.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(x, [f"{v:.0f}" for v in x])
+        axis.minorticks_off()
+        axis.set_title(label)
+        axis.set_xlabel("labelled documents")
+        axis.set_ylabel(metric.replace("_", "-"))
+        axis.grid(alpha=0.3)
+    for axis in axes[len(labels) :]:
+        axis.set_visible(False)
+    axes[0].legend(fontsize="small")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+_CSV_FIELDS = (
+    "setting",
+    "language",
+    "source",
+    "target",
+    "n",
+    "n_labelled",
+    "n_unlabelled",
+    "n_test",
+    "seed",
+    "draw",
+    "method",
+    "accuracy",
+    "macro_f1",
+    "fit_seconds",
+    "predict_seconds",
+)
+
+
+def write_results(
+    results: BenchmarkResults | Sequence[Mapping], folder: str | Path, *, plot: bool = True
+) -> list[Path]:
+    """Write ``results.csv``, ``results.json`` and (with matplotlib) ``accuracy.png``.
+
+    Parameters
+    ----------
+    results : BenchmarkResults or sequence of dict
+        Runs from :func:`run_benchmark`.
+    folder : str or Path
+        Where to write; created if needed.
+    plot : bool, default=True
+        Also draw ``accuracy.png``; skipped with a message when matplotlib is missing.
+
+    Returns
+    -------
+    paths : list of Path
+        The files written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path = folder / "results.csv"
+    fields = list(_CSV_FIELDS) + sorted({k for run in results for k in run} - set(_CSV_FIELDS))
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(results)
+    json_path = folder / "results.json"
+    payload = {
+        "settings": getattr(results, "settings", {}),
+        "timings": getattr(results, "timings", {}),
+        "runs": list(results),
+    }
+    json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
+    paths = [csv_path, json_path]
+    if plot:
+        try:
+            paths.append(plot_results(results, folder / "accuracy.png"))
+        except ImportError as exc:
+            print(f"Skipping the plot: {exc}", file=sys.stderr)
+    return paths
