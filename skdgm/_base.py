@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.metrics import accuracy_score
+from sklearn.utils import _safe_indexing
 
 from ._validation import unlabelled_mask
 
@@ -38,17 +38,8 @@ class LabelledScoreMixin:
             raise ValueError("score needs labelled rows: every entry of y is -1.")
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight)[labelled]
-        X_labelled = take_rows(X, np.flatnonzero(labelled))
+        X_labelled = _safe_indexing(X, np.flatnonzero(labelled))
         return accuracy_score(y[labelled], self.predict(X_labelled), sample_weight=sample_weight)
-
-
-def take_rows(X, index):
-    """Rows ``index`` of an array, a sparse matrix, a DataFrame or a list of documents."""
-    if sp.issparse(X) or isinstance(X, np.ndarray):
-        return X[index]
-    if hasattr(X, "iloc"):
-        return X.iloc[index]
-    return [X[i] for i in index]
 
 
 def progress_bar(total: int, verbose: int, name: str):

@@ -1,16 +1,20 @@
 """What the model sees and what it reconstructs, built from numeric features and token counts.
 
 - Dense features (numeric X, or an encoder's embeddings) are standardised with statistics
-  of the training rows (scaled only, never centred, when sparse).
+  of the training rows (scikit-learn's ``StandardScaler``; scaled only, never centred, when
+  sparse).
 - Token counts (a count matrix, or the bag of subword pieces of each document) are kept on
   a vocabulary of the most frequent columns; the inference network sees their TF-IDF
-  (log-scaled, L2-normalised rows) and the bag-of-words decoder reconstructs the counts.
+  (log1p-scaled counts, smoothed idf from scikit-learn's ``TfidfTransformer``, L2-normalised
+  rows) and the bag-of-words decoder reconstructs the counts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.preprocessing import StandardScaler
 
 
 class ModelInputs:
@@ -36,14 +40,8 @@ class ModelInputs:
         self.has_counts = counts is not None
         self.widths_ = self.widths(features, counts)
         if features is not None:
-            if sp.issparse(features):
-                sq = np.asarray(features.multiply(features).mean(axis=0)).ravel()
-                self.mean_ = None
-                self.scale_ = np.sqrt(sq - np.asarray(features.mean(axis=0)).ravel() ** 2)
-            else:
-                self.mean_ = features.mean(axis=0)
-                self.scale_ = features.std(axis=0)
-            self.scale_ = np.where(self.scale_ > 1e-12, self.scale_, 1.0).astype(np.float32)
+            # Centred and scaled; sparse features are scaled only, to stay sparse.
+            self.scaler_ = StandardScaler(with_mean=not sp.issparse(features)).fit(features)
         if counts is not None:
             counts = sp.csr_matrix(counts)
             frequency = np.asarray(counts.sum(axis=0)).ravel()
@@ -54,11 +52,32 @@ class ModelInputs:
             if len(order) == 0:  # no token at all: keep one column so shapes stay valid
                 order = np.array([0])
             self.vocabulary_ = np.sort(order)
-            kept = counts[:, self.vocabulary_]
-            document_frequency = np.bincount(kept.indices, minlength=kept.shape[1])
-            n = counts.shape[0]
-            self.idf_ = (np.log((1 + n) / (1 + document_frequency)) + 1).astype(np.float32)
+            # Smoothed idf of the kept columns; the term frequencies are log1p-scaled in
+            # counts_block (not TfidfTransformer's sublinear 1 + log), then rows L2-normalised.
+            self.tfidf_ = TfidfTransformer(norm="l2", smooth_idf=True).fit(
+                counts[:, self.vocabulary_]
+            )
         return self
+
+    @property
+    def mean_(self):
+        """Means subtracted from dense features (None when sparse or no features)."""
+        scaler = getattr(self, "scaler_", None)
+        if scaler is None or not scaler.with_mean:
+            return None
+        return scaler.mean_
+
+    @property
+    def scale_(self):
+        """Scales dividing the features (1 where a feature is constant)."""
+        scaler = getattr(self, "scaler_", None)
+        return None if scaler is None else scaler.scale_
+
+    @property
+    def idf_(self):
+        """Inverse document frequencies of the kept count columns."""
+        tfidf = getattr(self, "tfidf_", None)
+        return None if tfidf is None else tfidf.idf_
 
     @staticmethod
     def widths(features=None, counts=None) -> tuple:
@@ -105,8 +124,7 @@ class ModelInputs:
         expected = {}
         if inputs.has_features:
             expected["scale_"] = (n_features,)
-            inputs.mean_ = None  # sparse features are scaled only
-            if "mean_" in arrays:
+            if "mean_" in arrays:  # sparse features are scaled only
                 expected["mean_"] = (n_features,)
         if inputs.has_counts:
             n_kept = len(arrays.get("vocabulary_", ()))
@@ -118,7 +136,21 @@ class ModelInputs:
                 raise ValueError(
                     f"inputs.{name} has shape {arrays[name].shape}, expected {shape}"
                 )
-            setattr(inputs, name, arrays[name])
+        if inputs.has_features:
+            mean = arrays.get("mean_")
+            scaler = StandardScaler(with_mean=mean is not None)
+            scaler.mean_ = mean
+            scaler.scale_ = arrays["scale_"]
+            scaler.var_ = scaler.scale_**2
+            scaler.n_features_in_ = n_features
+            scaler.n_samples_seen_ = 0  # not kept: only transform is used after loading
+            inputs.scaler_ = scaler
+        if inputs.has_counts:
+            inputs.vocabulary_ = arrays["vocabulary_"]
+            tfidf = TfidfTransformer(norm="l2", smooth_idf=True)
+            tfidf.idf_ = arrays["idf_"]
+            tfidf.n_features_in_ = len(inputs.vocabulary_)
+            inputs.tfidf_ = tfidf
         if inputs.has_counts:
             columns = inputs.vocabulary_
             if not columns.size or columns.min() < 0 or columns.max() >= n_counts:
@@ -129,9 +161,7 @@ class ModelInputs:
         """The TF-IDF block of the inputs (log-scaled, L2-normalised rows), CSR float32."""
         kept = sp.csr_matrix(counts, dtype=np.float32)[:, self.vocabulary_]
         kept.data = np.log1p(kept.data)
-        tfidf = kept @ sp.diags(self.idf_)
-        norms = np.sqrt(np.asarray(tfidf.multiply(tfidf).sum(axis=1)).ravel())
-        tfidf = sp.diags(self.counts_weight / np.maximum(norms, 1e-12)) @ tfidf
+        tfidf = self.tfidf_.transform(kept) * self.counts_weight
         return sp.csr_matrix(tfidf, dtype=np.float32)
 
     def transform(self, features=None, counts=None):
@@ -139,10 +169,10 @@ class ModelInputs:
         blocks, target = [], None
         if self.has_features:
             if sp.issparse(features):
-                scaled = sp.csr_matrix(features, dtype=np.float32) @ sp.diags(1 / self.scale_)
+                scaled = sp.csr_matrix(self.scaler_.transform(features), dtype=np.float32)
             else:
-                scaled = ((features - self.mean_) / self.scale_).astype(np.float32)
-            blocks.append(sp.csr_matrix(scaled) if sp.issparse(scaled) else scaled)
+                scaled = np.asarray(self.scaler_.transform(features), dtype=np.float32)
+            blocks.append(scaled)
             target = scaled
         if self.has_counts:
             blocks.append(self.counts_block(counts))

@@ -768,17 +768,22 @@ class MultilingualEncoder(
         import torch
 
         order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
-        pad_id = self._tokenizer.pad_token_id or 0
         for begin in range(0, len(order), self.batch_size):
             chosen = order[begin : begin + self.batch_size]
-            width = max(len(windows[w][1]) for w in chosen)
-            input_ids = torch.full((len(chosen), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chosen), width), dtype=torch.long)
-            for row, w in enumerate(chosen):
-                ids = windows[w][1]
-                input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                mask[row, : len(ids)] = 1
-            yield chosen, input_ids.to(device), mask.to(device)
+            # Padded on the right whatever the tokenizer's default: "cls" pooling reads
+            # the first position.
+            batch = self._tokenizer.pad(
+                {"input_ids": [windows[w][1] for w in chosen]},
+                padding=True,
+                padding_side="right",
+                return_attention_mask=True,
+                return_tensors="pt",
+            )
+            yield (
+                chosen,
+                batch["input_ids"].to(device, torch.long),
+                batch["attention_mask"].to(device, torch.long),
+            )
 
     def _embed_documents(self, documents: list[str]) -> np.ndarray:
         """Run the model over ``documents`` (no caching): float32 (n, embedding_dim_)."""
