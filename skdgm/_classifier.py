@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import LabelledScoreMixin, advise_on_memory, progress_bar
 from ._persistence import PersistenceMixin
-from ._preprocessing import ModelInputs
+from ._preprocessing import PAD, ModelInputs
 from ._validation import (
     check_count_matrix,
     check_documents,
@@ -50,6 +50,11 @@ class SemiSupervisedVAEClassifier(
     once per document per ``fit``; their output is stored (bfloat16; in a temporary file
     when over 1 GiB), so that a fine-tuning epoch runs only the top layers.
 
+    With ``training="two_stage"``, Kingma's two-stage M1+M2 instead: first M1, a VAE
+    from x to z1 (q(z1 | x) and the decoder, with p(z1) = N(0, I)), on every row with
+    labels unused; then q(z1 | x) is frozen and M2 (q(y | z1), q(z2 | z1, y),
+    p(z1 | y, z2)) trains on the posterior mean of z1.
+
     Parameters
     ----------
     encoder : transformer or None, default=None
@@ -57,18 +62,25 @@ class SemiSupervisedVAEClassifier(
         :class:`~skdgm.encoders.MultilingualEncoder`. It is cloned and fitted in ``fit``.
         With an encoder, ``X`` is a list of documents; without one, ``X`` is a numeric
         matrix (dense, or scipy sparse such as ``CountVectorizer`` output).
-    decoder : {"auto", "gaussian", "bow"}, default="auto"
+    decoder : {"auto", "gaussian", "bow", "gru"}, default="auto"
         What p(x | z1) reconstructs. ``"gaussian"``: the (standardised) features.
         ``"bow"``: a multinomial over word counts; ``X`` must hold non-negative integer
         counts, or, with an encoder, the bag of subword pieces of each document from the
-        encoder's own tokenizer is used. ``"auto"`` is ``"bow"`` with an encoder that can
-        count tokens, ``"gaussian"`` otherwise.
+        encoder's own tokenizer is used. ``"gru"`` (documents only): the sequence of the
+        document's first ``max_decoder_length`` pieces, with an autoregressive GRU
+        decoder (teacher forcing, z1 as its initial state and at every step), over the
+        ``vocabulary_size`` most frequent pieces (others become one unknown piece); an
+        epoch costs about 30 times a ``"bow"`` one at the default length (see the user
+        guide).
+        ``"auto"`` is ``"bow"`` with an encoder that can count tokens, ``"gaussian"``
+        otherwise.
     z1_dim : int, default=64
         Size of the latent variable z1 that the classifier sees.
     z2_dim : int, default=32
         Size of the latent variable z2.
     hidden_dim : int, default=256
-        Width of the hidden layers of every network.
+        Width of the hidden layers of every network (and of the GRU decoder's state and
+        piece embeddings).
     n_layers : int, default=1
         Hidden layers of the inference network q(z1 | x).
     dropout : float, default=0.1
@@ -77,11 +89,22 @@ class SemiSupervisedVAEClassifier(
         Weight of the cross-entropy of q(y | z1) on labelled rows, added to the ELBO
         (Kingma's alpha).
     vocabulary_size : int, default=5000
-        With an encoder: the number of most frequent subword pieces the bag-of-words
-        decoder reconstructs. Without one, all columns of ``X`` are used.
+        With an encoder: the number of most frequent subword pieces of the training
+        documents that the bag-of-words or GRU decoder reconstructs and whose TF-IDF the
+        inference network sees. Without one, all columns of ``X`` are used.
+    max_decoder_length : int, default=64
+        ``decoder="gru"`` only: pieces of each document the decoder reconstructs (an end
+        token included when the document is shorter). The GRU's cost grows linearly
+        with it; the inference network still sees the whole document.
+    word_dropout : float, default=0.25
+        ``decoder="gru"`` only: probability with which, in training, each piece the
+        decoder reads (teacher forcing) is replaced by the unknown piece (Bowman et al.
+        2016), so that the decoder needs z1 and does not ignore it (posterior collapse).
     max_epochs : int, default=100
         Epochs of joint training (after the warm-up). An epoch is one pass over the
-        unlabelled rows, each mini-batch paired with a batch of labelled rows.
+        unlabelled rows, each mini-batch paired with a batch of labelled rows. With
+        ``training="two_stage"``, epochs of each stage: M1's epochs are passes over every
+        row in batches of ``batch_size``.
     batch_size : int, default=64
         Rows of each kind (labelled, unlabelled) in a mini-batch.
     learning_rate : float, default=1e-3
@@ -89,19 +112,24 @@ class SemiSupervisedVAEClassifier(
     weight_decay : float, default=0.0
         Adam's L2 penalty.
     warm_up_epochs : int, default=0
-        Epochs that train the classifier alone on the labelled rows before joint training.
+        Epochs that train the classifier alone on the labelled rows before joint training
+        (before M2, with ``training="two_stage"``).
     kl_annealing_epochs : int, default=0
-        Epochs over which the weight of the KL terms rises linearly from 0 to 1 (0: off).
+        Epochs over which the weight of the KL terms rises linearly from 0 to 1 (0: off);
+        with ``training="two_stage"``, in each stage.
     free_bits : float, default=0.0
-        Nats of KL(q(z1 | x) || p(z1 | y, z2)) per dimension not penalised (0: off).
+        Nats of KL(q(z1 | x) || p(z1 | y, z2)) per dimension not penalised (0: off); with
+        ``training="two_stage"``, of M1's KL(q(z1 | x) || N(0, I)).
     prior : {"uniform", "labelled"}, default="uniform"
         p(y): uniform, or the class proportions of the labelled rows.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the labelled rows (stratified), stop when their
         accuracy has not improved for ``n_iter_no_change`` epochs, and keep the best
-        epoch's parameters. Off by default: with a few dozen labels, the rows it holds out
-        cost more than it saves (measured on the bundled corpus, 5 languages: 82.6 % vs
-        77.1 % test accuracy with 64 labels per language, see ``docs/tuning.rst``).
+        epoch's parameters (with ``training="two_stage"``, in M2's stage; M1, which has
+        no classifier, runs all its epochs). Off by default: with a few dozen labels, the
+        rows it holds out cost more than it saves (measured on the bundled corpus, 5
+        languages: 82.6 % vs 77.1 % test accuracy with 64 labels per language, see
+        ``docs/tuning.rst``).
     validation_fraction : float, default=0.1
         Fraction of the labelled rows held out for early stopping.
     n_iter_no_change : int, default=10
@@ -126,11 +154,21 @@ class SemiSupervisedVAEClassifier(
         ``encoder_``; the model folder is never written to.
     fine_tune_epochs : int, default=5
         Epochs, after the ``max_epochs`` epochs on the frozen encoder, in which the top
-        layers train too (ignored when ``fine_tune_layers=0``). Each costs a forward and
+        layers train too (ignored when ``fine_tune_layers=0``; in M1 with
+        ``training="two_stage"``). Each costs a forward and
         a backward pass of ``fine_tune_layers`` layers over every document.
     fine_tune_learning_rate : float, default=5e-5
         AdamW's step size for the encoder's layers; it decays linearly to 0 over the
         fine-tuning epochs.
+    training : {"joint", "two_stage"}, default="joint"
+        ``"joint"``: every network trains together, end to end (Zhu et al.).
+        ``"two_stage"``: Kingma et al.'s M1+M2. Stage 1 (M1) trains q(z1 | x) and the
+        decoder as a VAE on every row for ``max_epochs`` epochs, then
+        ``fine_tune_epochs`` more with the encoder's top layers when
+        ``fine_tune_layers`` > 0 (the encoder trains in stage 1 only). Stage 2 (M2)
+        freezes q(z1 | x) and trains q(y | z1), q(z2 | z1, y) and p(z1 | y, z2) on the
+        posterior mean of z1 (deterministic, as predictions use it) for
+        ``warm_up_epochs`` + ``max_epochs`` epochs, with early stopping if asked.
 
     Attributes
     ----------
@@ -145,9 +183,13 @@ class SemiSupervisedVAEClassifier(
         one of unlabelled rows.
     history_ : list of dict
         One dict per epoch: losses, cross-entropy, KL terms, training and validation
-        accuracy, active units of z1, KL weight and duration.
+        accuracy, active units of z1 (dimensions whose posterior mean varies across
+        documents with a variance over 0.01; fewer means posterior collapse), KL weight,
+        duration and ``phase`` ("warm-up", "joint", "fine-tune"; "m1", "m1-fine-tune",
+        "m2" in two stages).
     n_iter_ : int
-        Number of epochs run in the last ``fit``.
+        Number of epochs run in the last ``fit`` (both stages with
+        ``training="two_stage"``).
     best_epoch_ : int
         The epoch whose parameters were kept: with early stopping the best one on the
         held-out rows, otherwise the last one (``n_iter_``).
@@ -188,7 +230,7 @@ class SemiSupervisedVAEClassifier(
 
     _parameter_constraints: dict = {
         "encoder": [None, HasMethods(["fit", "transform"])],
-        "decoder": [StrOptions({"auto", "gaussian", "bow"})],
+        "decoder": [StrOptions({"auto", "gaussian", "bow", "gru"})],
         "z1_dim": [Interval(Integral, 1, None, closed="left")],
         "z2_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_dim": [Interval(Integral, 1, None, closed="left")],
@@ -196,6 +238,8 @@ class SemiSupervisedVAEClassifier(
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "vocabulary_size": [Interval(Integral, 1, None, closed="left")],
+        "max_decoder_length": [Interval(Integral, 1, None, closed="left")],
+        "word_dropout": [Interval(Real, 0, 1, closed="left")],
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -215,6 +259,7 @@ class SemiSupervisedVAEClassifier(
         "fine_tune_layers": [Interval(Integral, 0, None, closed="left")],
         "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
         "fine_tune_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "training": [StrOptions({"joint", "two_stage"})],
     }
 
     def __init__(
@@ -229,6 +274,8 @@ class SemiSupervisedVAEClassifier(
         dropout: float = 0.1,
         alpha: float = 1.0,
         vocabulary_size: int = 5000,
+        max_decoder_length: int = 64,
+        word_dropout: float = 0.25,
         max_epochs: int = 100,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -248,6 +295,7 @@ class SemiSupervisedVAEClassifier(
         fine_tune_layers: int = 0,
         fine_tune_epochs: int = 5,
         fine_tune_learning_rate: float = 5e-5,
+        training: str = "joint",
     ):
         self.encoder = encoder
         self.decoder = decoder
@@ -258,6 +306,8 @@ class SemiSupervisedVAEClassifier(
         self.dropout = dropout
         self.alpha = alpha
         self.vocabulary_size = vocabulary_size
+        self.max_decoder_length = max_decoder_length
+        self.word_dropout = word_dropout
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -277,6 +327,7 @@ class SemiSupervisedVAEClassifier(
         self.fine_tune_layers = fine_tune_layers
         self.fine_tune_epochs = fine_tune_epochs
         self.fine_tune_learning_rate = fine_tune_learning_rate
+        self.training = training
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=False)
@@ -312,7 +363,7 @@ class SemiSupervisedVAEClassifier(
     def _fit(self, X, y):
         import torch
 
-        from ._sdgm import SDGM, RowSource, TrainingConfig, TunedRows, predict_logits, train
+        from ._sdgm import SDGM, RowSource, TokenRows, TunedRows, predict_logits, train
         from ._sdgm._device import fork_rng, resolve_device
 
         docs, X, y = self._validate_fit_input(X, y)
@@ -330,12 +381,14 @@ class SemiSupervisedVAEClassifier(
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
-        encoder, embedder = None, None
+        encoder, embedder, token_ids = None, None, None
         if docs is None:
             features, counts = self._split_numeric(X, decoder)
         else:
             features, counts, embedder, encoder = self._fit_encoder(docs, reuse, device, decoder)
         try:
+            if decoder == "gru":
+                token_ids = _token_ids(encoder, docs)
             if reuse:
                 model_inputs = self.inputs_
                 model_inputs.check_widths(
@@ -349,6 +402,8 @@ class SemiSupervisedVAEClassifier(
                     decoder, self.vocabulary_size if self.encoder is not None else None
                 ).fit(features, counts)
             inputs, targets = model_inputs.transform(features, counts)
+            if decoder == "gru":
+                targets = model_inputs.sequences(token_ids, self.max_decoder_length)
 
             labelled = np.flatnonzero(labelled_mask)
             unlabelled = np.flatnonzero(~labelled_mask)
@@ -367,7 +422,11 @@ class SemiSupervisedVAEClassifier(
             else:
                 module_kwargs = dict(
                     in_dim=inputs.shape[1],
-                    target_dim=targets.shape[1],
+                    target_dim=(
+                        model_inputs.sequence_vocabulary_size
+                        if decoder == "gru"
+                        else targets.shape[1]
+                    ),
                     n_classes=len(classes),
                     decoder=decoder,
                     z1_dim=self.z1_dim,
@@ -376,22 +435,10 @@ class SemiSupervisedVAEClassifier(
                     n_layers=self.n_layers,
                     dropout=self.dropout,
                     classifier_sees_inputs=self.classifier_sees_inputs,
+                    word_dropout=self.word_dropout,
                 )
-            fine_tune_epochs = self.fine_tune_epochs if embedder is not None else 0
-            warm_up_epochs = 0 if reuse else self.warm_up_epochs  # warm-up is for a new model
-            config = TrainingConfig(
-                alpha=self.alpha,
-                max_epochs=warm_up_epochs + self.max_epochs + fine_tune_epochs,
-                batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
-                weight_decay=self.weight_decay,
-                warm_up_epochs=warm_up_epochs,
-                kl_annealing_epochs=self.kl_annealing_epochs,
-                free_bits=self.free_bits,
-                n_iter_no_change=self.n_iter_no_change,
-                elbo_weight=_elbo_weight(decoder, targets),
-                fine_tune_epochs=fine_tune_epochs,
-                fine_tune_learning_rate=self.fine_tune_learning_rate,
+            stages = self._training_stages(
+                embedder is not None, reuse, _elbo_weight(decoder, targets), module_kwargs
             )
             tuned_inputs = None
             if embedder is not None:
@@ -402,41 +449,55 @@ class SemiSupervisedVAEClassifier(
                     model_inputs.scale_,
                     RowSource(rest, device) if rest is not None else None,
                 ).to(device)
+            target_rows = (TokenRows if decoder == "gru" else RowSource)(targets, device)
             history = []
             memory = (
                 f"lower batch_size (now {self.batch_size}), or the encoder's max_length or "
-                f"fine_tune_layers when fine-tuning; device {device}"
+                f"fine_tune_layers when fine-tuning"
             )
-            with fork_rng(device, seed), advise_on_memory(memory):
+            if decoder == "gru":
+                memory += f", or max_decoder_length (now {self.max_decoder_length})"
+            planned = sum(config.max_epochs for config in stages)
+            n_epochs, best_epoch, interrupted, tuned = 0, 0, False, False
+            generator = np.random.default_rng(seed)
+            with fork_rng(device, seed), advise_on_memory(f"{memory}; device {device}"):
                 # A warm start trains a copy: the previous model stays whole if this fit fails.
                 module = copy.deepcopy(self.module_) if reuse else SDGM(**module_kwargs)
                 module = module.to(device)
-                progress = progress_bar(config.max_epochs, self.verbose, type(self).__name__)
+                progress = progress_bar(planned, self.verbose, type(self).__name__)
                 try:
-                    n_epochs, best_epoch, interrupted = train(
-                        module,
-                        RowSource(inputs, device),
-                        RowSource(targets, device),
-                        labelled[train_pos],
-                        y_index[train_pos],
-                        unlabelled,
-                        labelled[valid_pos],
-                        y_index[valid_pos],
-                        log_prior,
-                        config,
-                        np.random.default_rng(seed),
-                        history,
-                        progress,
-                        tuned_inputs,
-                    )
+                    for config in stages:
+                        if interrupted:
+                            break  # Ctrl-C in M1: no M2
+                        if config.objective == "m2" and embedder is not None:
+                            # M2 reads z1 through the layers tuned in M1, which stay fixed.
+                            inputs = _tuned_inputs(embedder, model_inputs, counts, len(docs))
+                            tuned = True
+                        stage_epochs, best_epoch, interrupted = train(
+                            module,
+                            RowSource(inputs, device),
+                            target_rows,
+                            labelled[train_pos],
+                            y_index[train_pos],
+                            unlabelled,
+                            labelled[valid_pos],
+                            y_index[valid_pos],
+                            log_prior,
+                            config,
+                            generator,
+                            history,
+                            progress,
+                            tuned_inputs if config.fine_tune_epochs else None,
+                        )
+                        n_epochs += stage_epochs
                 finally:
                     if progress is not None:
                         progress.close()
             if embedder is not None:
                 # The documents' embeddings through the tuned layers, then the model's inputs.
                 encoder = encoder._with_tuned_top(embedder.top)
-                features = embedder.embeddings(np.arange(len(docs)))
-                inputs = model_inputs.transform(features, counts)[0]
+                if not tuned:
+                    inputs = _tuned_inputs(embedder, model_inputs, counts, len(docs))
         finally:
             if embedder is not None:
                 embedder.states.close()
@@ -451,7 +512,7 @@ class SemiSupervisedVAEClassifier(
             )
             warnings.warn(
                 f"Training was interrupted after {n_epochs} complete epoch(s) of "
-                f"{config.max_epochs}; the estimator is fitted with {kept}. Fit again to "
+                f"{planned}; the estimator is fitted with {kept}. Fit again to "
                 "train it fully.",
                 UserWarning,
                 stacklevel=3,
@@ -469,6 +530,53 @@ class SemiSupervisedVAEClassifier(
         self.best_epoch_ = best_epoch
         self.transduction_ = transduction
         return self
+
+    def _training_stages(self, fine_tunes: bool, reuse: bool, elbo_weight: float, module_kwargs):
+        """The settings of each call of the training loop, in order.
+
+        One for joint training; two, M1's then M2's, for ``training="two_stage"``.
+        """
+        from ._sdgm import TrainingConfig
+
+        fine_tune_epochs = self.fine_tune_epochs if fine_tunes else 0
+        warm_up_epochs = 0 if reuse else self.warm_up_epochs  # warm-up is for a new model
+        shared = dict(
+            alpha=self.alpha,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            kl_annealing_epochs=self.kl_annealing_epochs,
+            free_bits=self.free_bits,
+            n_iter_no_change=self.n_iter_no_change,
+            fine_tune_learning_rate=self.fine_tune_learning_rate,
+        )
+        if self.training == "joint":
+            return [
+                TrainingConfig(
+                    **shared,
+                    max_epochs=warm_up_epochs + self.max_epochs + fine_tune_epochs,
+                    warm_up_epochs=warm_up_epochs,
+                    elbo_weight=elbo_weight,
+                    fine_tune_epochs=fine_tune_epochs,
+                )
+            ]
+        return [
+            TrainingConfig(
+                **shared,
+                max_epochs=self.max_epochs + fine_tune_epochs,
+                warm_up_epochs=0,
+                elbo_weight=elbo_weight,
+                fine_tune_epochs=fine_tune_epochs,
+                objective="m1",
+            ),
+            TrainingConfig(
+                **shared,
+                max_epochs=warm_up_epochs + self.max_epochs,
+                warm_up_epochs=warm_up_epochs,
+                elbo_weight=1.0 / module_kwargs["z1_dim"],  # M2 reconstructs z1
+                objective="m2",
+            ),
+        ]
 
     def __sklearn_is_fitted__(self) -> bool:
         """Whether a ``fit`` has completed."""
@@ -541,6 +649,13 @@ class SemiSupervisedVAEClassifier(
                 f"fine_tune_layers={self.fine_tune_layers} fine-tunes the encoder, but "
                 "encoder=None. Pass an encoder such as skdgm.encoders.MultilingualEncoder(), "
                 "or set fine_tune_layers=0 for numeric features."
+            )
+        if self.decoder == "gru":
+            raise ValueError(
+                "decoder='gru' reconstructs each document's sequence of subword pieces, so it "
+                "needs documents, but encoder=None (numeric X). Pass an encoder such as "
+                "skdgm.encoders.MultilingualEncoder() and X as a list of str, or use "
+                "decoder='gaussian' (or 'bow' for word counts) for numeric features."
             )
         refuse_text(X, type(self).__name__)
         X, y = validate_data(
@@ -651,6 +766,9 @@ class SemiSupervisedVAEClassifier(
     def transform(self, X):
         """Posterior means E[z1 | x]: the learned representation.
 
+        With ``training="two_stage"``, divided by the one number M2 reads them in (the
+        root-mean-square spread of the training rows' means).
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features) or list of str
@@ -690,6 +808,8 @@ class SemiSupervisedVAEClassifier(
             from ._sdgm import SDGM
 
             module = SDGM(**state["_module_kwargs"])
+            # Pickled before the two-stage model existed: z1 in its own unit.
+            module_state.setdefault("z1_unit", module.z1_unit)
             module.load_state_dict(module_state)
             state["module_"] = module
             if str(state.get("device_", "cpu")).startswith("cuda"):
@@ -759,10 +879,29 @@ def _elbo_weight(decoder, targets):
     classifier's cross-entropy does not; dividing the ELBO by that size keeps ``alpha``
     meaningful across corpora (Kingma et al. instead scale alpha with the data).
     """
-    if decoder == "bow":
-        tokens = float(np.asarray(targets.sum(axis=1)).mean()) if targets.shape[0] else 1.0
+    if decoder in ("bow", "gru"):
+        lengths = targets.sum(axis=1) if decoder == "bow" else (targets != PAD).sum(axis=1)
+        tokens = float(np.asarray(lengths).mean()) if targets.shape[0] else 1.0
         return 1.0 / max(tokens, 1.0)
     return 1.0 / targets.shape[1]
+
+
+def _tuned_inputs(embedder, model_inputs, counts, n_documents):
+    """The model's inputs with the documents' embeddings through the tuned layers."""
+    features = embedder.embeddings(np.arange(n_documents))
+    return model_inputs.transform(features, counts)[0]
+
+
+def _token_ids(encoder, docs):
+    """Each document's subword ids, for ``decoder="gru"``."""
+    missing = [name for name in ("token_ids", "count_tokens") if not hasattr(encoder, name)]
+    if missing:
+        raise ValueError(
+            f"decoder='gru' needs the documents' subword pieces, but the encoder "
+            f"{type(encoder).__name__} has no {' or '.join(missing)} method. Use "
+            "decoder='gaussian', or an encoder such as skdgm.encoders.MultilingualEncoder."
+        )
+    return encoder.token_ids(docs)
 
 
 def _encode(encoder, docs, decoder):
@@ -774,9 +913,9 @@ def _encode(encoder, docs, decoder):
 def _counts(encoder, docs, decoder):
     if hasattr(encoder, "count_tokens"):
         return encoder.count_tokens(docs)
-    if decoder == "bow":
+    if decoder in ("bow", "gru"):
         raise ValueError(
-            f"decoder='bow' needs token counts, but the encoder {type(encoder).__name__} "
+            f"decoder={decoder!r} needs token counts, but the encoder {type(encoder).__name__} "
             "has no count_tokens method. Use decoder='gaussian', or an encoder such as "
             "skdgm.encoders.MultilingualEncoder."
         )

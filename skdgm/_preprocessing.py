@@ -7,6 +7,9 @@
   a vocabulary of the most frequent columns; the inference network sees their TF-IDF
   (log1p-scaled counts, smoothed idf from scikit-learn's ``TfidfTransformer``, L2-normalised
   rows) and the bag-of-words decoder reconstructs the counts.
+- Token sequences (the subword ids of each document, in order) are mapped onto the same
+  vocabulary, with ids for padding, the start and the end of a document and unknown pieces
+  first, for the GRU decoder.
 """
 
 from __future__ import annotations
@@ -16,14 +19,19 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.preprocessing import StandardScaler
 
+#: Ids of the GRU decoder's special tokens; the vocabulary's pieces follow them.
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+N_SPECIAL = 4
+
 
 class ModelInputs:
     """Fitted transformation of (features, counts) into (inputs, targets) of the SDGM.
 
     Parameters
     ----------
-    decoder : {"gaussian", "bow"}
-        ``"gaussian"`` reconstructs the standardised features, ``"bow"`` the counts.
+    decoder : {"gaussian", "bow", "gru"}
+        ``"gaussian"`` reconstructs the standardised features, ``"bow"`` the counts,
+        ``"gru"`` the sequence of pieces (:meth:`sequences`).
     vocabulary_size : int or None
         Keep the most frequent count columns (None keeps all).
     counts_weight : float
@@ -157,6 +165,44 @@ class ModelInputs:
                 raise ValueError(f"inputs.vocabulary_ holds columns outside 0..{n_counts - 1}")
         return inputs
 
+    @property
+    def sequence_vocabulary_size(self) -> int:
+        """Ids of :meth:`sequences`: the special tokens, then the vocabulary's pieces."""
+        return N_SPECIAL + len(self.vocabulary_)
+
+    def sequences(self, token_ids, max_length: int) -> np.ndarray:
+        """Each document's pieces as ids of the decoder's vocabulary, padded with ``PAD``.
+
+        A row holds the document's first pieces then ``EOS``, cut at ``max_length`` (a
+        document cut short has no ``EOS``); a piece outside the vocabulary becomes ``UNK``.
+
+        Parameters
+        ----------
+        token_ids : list of list of int
+            Each document's subword ids, as the encoder's tokenizer cuts it (the ids of
+            the columns of the token counts).
+        max_length : int
+            Ids per row at most, ``EOS`` included.
+
+        Returns
+        -------
+        sequences : ndarray of shape (n_documents, width), dtype int64
+            ``width`` is the longest row's length (at most ``max_length``).
+        """
+        rows = []
+        for ids in token_ids:
+            ids = np.asarray(ids[:max_length], dtype=np.int64)
+            position = np.searchsorted(self.vocabulary_, ids)
+            known = position < len(self.vocabulary_)
+            known[known] = self.vocabulary_[position[known]] == ids[known]
+            compact = np.where(known, position + N_SPECIAL, UNK)
+            rows.append(np.append(compact, EOS)[:max_length])
+        width = max((len(row) for row in rows), default=1)
+        padded = np.full((len(rows), width), PAD, dtype=np.int64)
+        for row, sequence in zip(padded, rows):
+            row[: len(sequence)] = sequence
+        return padded
+
     def counts_block(self, counts):
         """The TF-IDF block of the inputs (log-scaled, L2-normalised rows), CSR float32."""
         kept = sp.csr_matrix(counts, dtype=np.float32)[:, self.vocabulary_]
@@ -165,7 +211,10 @@ class ModelInputs:
         return sp.csr_matrix(tfidf, dtype=np.float32)
 
     def transform(self, features=None, counts=None):
-        """Return ``(inputs, targets)``: dense arrays, or CSR matrices when any part is sparse."""
+        """Return ``(inputs, targets)``: dense arrays, or CSR matrices when any part is sparse.
+
+        ``targets`` is None for ``decoder="gru"``, whose targets are :meth:`sequences`.
+        """
         blocks, target = [], None
         if self.has_features:
             if sp.issparse(features):
@@ -173,7 +222,7 @@ class ModelInputs:
             else:
                 scaled = np.asarray(self.scaler_.transform(features), dtype=np.float32)
             blocks.append(scaled)
-            target = scaled
+            target = scaled if self.decoder == "gaussian" else None
         if self.has_counts:
             blocks.append(self.counts_block(counts))
             if self.decoder == "bow":

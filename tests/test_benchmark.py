@@ -10,9 +10,11 @@ import pytest
 from sklearn.base import BaseEstimator
 
 from skdgm.benchmark import (
+    CONFIGS,
     METHODS,
     BenchmarkRunError,
     Method,
+    MethodContext,
     format_table,
     format_timings,
     main,
@@ -92,6 +94,30 @@ def test_tables_and_files(results, tmp_path):
     assert len(saved["runs"]) == len(results)
     assert format_table(saved["runs"]) == table  # the JSON reproduces the table
     assert paths[2].stat().st_size > 1000
+
+
+def test_gru_and_two_stage_sdgms_run_in_full_only(monkeypatch):
+    gru = METHODS["SDGM (GRU)"].build(MethodContext(seed=3, encoder=None))
+    two_stage = METHODS["M1+M2 two-stage"].build(MethodContext(seed=3, encoder=None))
+    assert (gru.decoder, gru.training, gru.random_state) == ("gru", "joint", 3)
+    assert (two_stage.decoder, two_stage.training) == ("auto", "two_stage")
+    for name in ("demo", "cross-lingual"):
+        assert set(CONFIGS[name]["methods"]) == set(METHODS) - {"SDGM (GRU)", "M1+M2 two-stage"}
+    assert CONFIGS["full"]["methods"] is None  # every method
+    asked = {}
+
+    def fake_run(*args, **kwargs):
+        asked["methods"] = args[3]
+        raise ValueError("stop here")
+
+    monkeypatch.setattr("skdgm.benchmark._cli.run_benchmark", fake_run)
+    for config, expected in [("demo", CONFIGS["demo"]["methods"]), ("full", None)]:
+        with pytest.raises(SystemExit):
+            main(["--config", config])
+        assert asked["methods"] == expected
+    with pytest.raises(SystemExit):
+        main(["--config", "demo", "--methods", "SDGM (GRU)"])
+    assert asked["methods"] == ["SDGM (GRU)"]
 
 
 def test_bad_settings_raise_clear_errors(capsys):

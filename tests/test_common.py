@@ -16,14 +16,23 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
+# decoder="gru" needs documents, which the checks do not give: tests/test_gru_decoder.py.
+# Two stages need more epochs to pass check_classifiers_train's 0.83 training accuracy on
+# 2-d blobs: M1's posterior nearly collapses there (0.79 after 20 epochs, 0.89 after 40).
+ESTIMATORS = [
+    SemiSupervisedVAEClassifier(**FAST),
+    SemiSupervisedVAEClassifier(**{**FAST, "max_epochs": 40}, training="two_stage"),
+]
+
+
 @parametrize_with_checks(
-    [SemiSupervisedVAEClassifier(**FAST)],
+    ESTIMATORS,
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("estimator", [SemiSupervisedVAEClassifier(**FAST)])
+@pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_param_validation(estimator):
     check_param_validation(type(estimator).__name__, estimator)

@@ -227,6 +227,19 @@ def test_count_tokens(tiny_model):
     assert encoder.id_to_token(expected_ids[0]) == tokens[0]
 
 
+def test_token_ids_are_the_counted_tokens_in_order(tiny_model):
+    encoder = MultilingualEncoder(tiny_model, prefix="prefix words: ").fit(TINY_CORPUS)
+    documents = [TINY_CORPUS[0], "", LONG_DOCUMENT * 3]
+    token_ids = encoder.token_ids(documents)
+    tokenizer = encoder._tokenizer
+    assert token_ids[0] == tokenizer(TINY_CORPUS[0], add_special_tokens=False)["input_ids"]
+    assert token_ids[1] == []
+    assert len(token_ids[2]) == _multilingual.MAX_COUNTED_TOKENS
+    counts = encoder.count_tokens(documents)
+    for row, ids in enumerate(token_ids):
+        assert Counter(ids) == {i: int(counts[row, i]) for i in counts[row].indices}
+
+
 # ----------------------------------------------------------------------------- sklearn API
 
 

@@ -4,6 +4,8 @@
 - :class:`TunedRows`: rows whose dense block is the standardised output of a trainable
   embedder (the encoder's top layers), followed by a fixed sparse block (the TF-IDF of
   the document's pieces), so that the SDGM's gradients reach the encoder.
+- :class:`TokenRows`: rows of padded token sequences (the GRU decoder's targets), each
+  batch cut to its longest row.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
+
+from .._preprocessing import PAD
 
 # Dense data up to this size is moved to the GPU once instead of batch by batch.
 _MAX_BYTES_ON_DEVICE = 2**31
@@ -41,6 +45,25 @@ class RowSource:
         else:
             rows = self.matrix[torch.as_tensor(index, device=self.matrix.device)]
         return rows.to(self.device, non_blocking=True)
+
+
+class TokenRows:
+    """Rows of a padded matrix of token ids, as int64 tensors on ``device``.
+
+    A batch is cut to the length of its longest row (padding, ``PAD``, ends the rows),
+    so that short documents do not pay for the longest one of the corpus.
+    """
+
+    def __init__(self, sequences: np.ndarray, device: torch.device):
+        self.device = device
+        self.matrix = torch.as_tensor(np.asarray(sequences, dtype=np.int64))
+        self.lengths = (self.matrix != PAD).sum(dim=1)
+        self.shape = tuple(self.matrix.shape)
+
+    def __getitem__(self, index: np.ndarray) -> torch.Tensor:
+        index = torch.as_tensor(index, dtype=torch.long)
+        width = int(self.lengths[index].max()) if len(index) else 0
+        return self.matrix[index, :width].to(self.device, non_blocking=True)
 
 
 class TunedRows(nn.Module):

@@ -3,14 +3,27 @@
 Single reparameterised samples of z1 and z2; KL terms in closed form between diagonal
 Gaussians; the class enumerated (never sampled) for unlabelled rows. Every function returns
 per-row values so that the training loop decides how to weigh and average them.
+
+- :func:`forward_terms`: the stacked model trained jointly (end to end).
+- :func:`m1_terms` and :func:`m2_terms`: the two stages of Kingma's two-stage M1+M2, a VAE
+  from x to z1, then M2 on z1 = the mean of the frozen q(z1 | x).
+- :func:`sequence_log_likelihood`: the GRU decoder's log-likelihood of a padded batch.
 """
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 import torch
 from torch.nn import functional as F
 
-from ._networks import SDGM
+from .._preprocessing import PAD
+
+if TYPE_CHECKING:
+    from ._networks import SDGM
+
+_LOG_2PI = math.log(2 * math.pi)
 
 
 def gaussian_kl(mu_q, logvar_q, mu_p=None, logvar_p=None) -> torch.Tensor:
@@ -23,6 +36,35 @@ def gaussian_kl(mu_q, logvar_q, mu_p=None, logvar_p=None) -> torch.Tensor:
         + (torch.exp(logvar_q) + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p)
         - 1.0
     ).sum(-1)
+
+
+def gaussian_log_density(x, mu, logvar) -> torch.Tensor:
+    """log N(x; mu, diag exp(logvar)) summed over the last axis."""
+    return -0.5 * ((x - mu).pow(2) * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
+
+
+def sequence_log_likelihood(output, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Per row, sum over its non-padding positions t of log softmax(output(states[t]))[tokens[t]].
+
+    Parameters
+    ----------
+    output : callable
+        The output layer: hidden states (m, hidden) -> logits (m, vocabulary).
+    states : Tensor of shape (n, T, hidden)
+        The decoder's state at t, which predicts ``tokens[:, t]``.
+    tokens : LongTensor of shape (n, T)
+        Target ids, ``PAD`` after the end of each row.
+
+    Returns
+    -------
+    log_likelihood : Tensor of shape (n,)
+        Padding changes nothing: the logits (the output layer is the dearest part of the
+        decoder) are computed at the real positions only.
+    """
+    mask = tokens != PAD
+    token_log_likelihood = -F.cross_entropy(output(states[mask]), tokens[mask], reduction="none")
+    per_position = torch.zeros_like(tokens, dtype=token_log_likelihood.dtype)
+    return per_position.masked_scatter(mask, token_log_likelihood).sum(dim=1)
 
 
 def sample(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -49,8 +91,8 @@ def forward_terms(model: SDGM, inputs, targets, y, free_bits: float = 0.0):
     model : SDGM
     inputs : Tensor of shape (n, in_dim)
         What q(z1 | x) sees; the first ``len(y)`` rows are labelled, the others not.
-    targets : Tensor of shape (n, target_dim)
-        What p(x | z1) reconstructs.
+    targets : Tensor of shape (n, target_dim), or LongTensor of shape (n, T)
+        What p(x | z1) reconstructs: features, counts, or token ids (GRU decoder).
     y : LongTensor of shape (n_labelled,)
         Class indices of the labelled rows; the class of every other row is enumerated.
     free_bits : float
@@ -66,33 +108,86 @@ def forward_terms(model: SDGM, inputs, targets, y, free_bits: float = 0.0):
     z1 = sample(mu1, logvar1)
     nll = -model.decoder.log_likelihood(z1, targets)  # does not depend on y: once per row
     logits = model.classify(z1, inputs)
-    n, n_l, k = inputs.shape[0], len(y), model.n_classes
-    n_u = n - n_l
-    # One row per labelled document with its class, K rows per unlabelled one, one class each.
-    rows = torch.cat(
-        [
-            torch.arange(n_l, device=z1.device),
-            torch.arange(n_l, n, device=z1.device).repeat_interleave(k),
-        ]
-    )
-    eye = torch.eye(k, dtype=z1.dtype, device=z1.device)
-    y_onehot = torch.cat([eye[y], eye.repeat(n_u, 1)])
+    rows, y_onehot = _class_rows(len(inputs), y, model.n_classes, z1)
     kl_z2, kl_z1 = latent_kl(model, z1[rows], mu1[rows], logvar1[rows], y_onehot)
     kl_z1 = _free(kl_z1, free_bits, z1)
-    labelled = {
-        "nll": nll[:n_l],
-        "kl_z1": kl_z1[:n_l],
-        "kl_z2": kl_z2[:n_l],
-        "logits": logits[:n_l],
-    }
+    return _by_kind(len(y), logits, {"nll": nll}, {"kl_z1": kl_z1, "kl_z2": kl_z2})
+
+
+def m1_terms(model: SDGM, inputs, targets, free_bits: float = 0.0) -> dict:
+    """Per-row terms of M1's negative ELBO: a VAE from x to z1 with p(z1) = N(0, I).
+
+    The first stage of the two-stage M1+M2 trains q(z1 | x) and the decoder alone, on
+    every row; labels play no part.
+
+    Returns
+    -------
+    terms : dict of Tensors of shape (n,)
+        ``nll`` (-log p(x | z1)) and ``kl_z1`` (KL(q(z1 | x) || N(0, I)), with free bits).
+    """
+    mu1, logvar1 = model.encode(inputs)
+    z1 = sample(mu1, logvar1)
+    nll = -model.decoder.log_likelihood(z1, targets)
+    return {"nll": nll, "kl_z1": _free(gaussian_kl(mu1, logvar1), free_bits, z1)}
+
+
+def m2_terms(model: SDGM, inputs, y):
+    """Per-row terms of M2 on z1 = E[z1 | x] under the frozen q(z1 | x) (two-stage M1+M2).
+
+    As in Kingma et al. (2014): L(z1, y) = -log p(z1 | y, z2) + KL(q(z2 | z1, y) || N(0, I))
+    - log p(y), and for unlabelled rows the expectation of the first two terms under
+    q(y | z1) (the training loop adds KL(q(y | z1) || p(y))). z1 is data for M2: no
+    gradient reaches q(z1 | x), which the training loop keeps frozen in evaluation mode so
+    that its mean is deterministic.
+
+    Returns
+    -------
+    labelled, unlabelled : dict of Tensors
+        As :func:`forward_terms`, with ``nll`` = -log p(z1 | y, z2) and ``kl_z1`` = 0.
+    """
+    with torch.no_grad():
+        z1 = model.encode(inputs)[0]
+    logits = model.classify(z1, inputs)
+    rows, y_onehot = _class_rows(len(inputs), y, model.n_classes, z1)
+    mu2, logvar2 = model.q_z2(z1[rows], y_onehot)
+    mu1_p, logvar1_p = model.p_z1(sample(mu2, logvar2), y_onehot)
+    nll = -gaussian_log_density(z1[rows], mu1_p, logvar1_p)
+    kl_z2 = gaussian_kl(mu2, logvar2)
+    per_class = {"nll": nll, "kl_z1": torch.zeros_like(nll), "kl_z2": kl_z2}
+    return _by_kind(len(y), logits, {}, per_class)
+
+
+def _class_rows(n: int, y, k: int, like: torch.Tensor):
+    """One row per labelled row with its class, K rows per unlabelled one, one class each.
+
+    Returns the row of each and the one-hot classes.
+    """
+    n_l = len(y)
+    device = like.device
+    rows = torch.cat(
+        [
+            torch.arange(n_l, device=device),
+            torch.arange(n_l, n, device=device).repeat_interleave(k),
+        ]
+    )
+    eye = torch.eye(k, dtype=like.dtype, device=device)
+    return rows, torch.cat([eye[y], eye.repeat(n - n_l, 1)])
+
+
+def _by_kind(n_l: int, logits, per_row: dict, per_class: dict):
+    """Split terms into labelled and unlabelled rows, the latter's per-class terms in expectation.
+
+    ``per_row`` terms have one value per row, ``per_class`` ones the layout of
+    :func:`_class_rows`.
+    """
+    n_u, k = logits.shape[0] - n_l, logits.shape[1]
+    labelled = {name: value[:n_l] for name, value in {**per_row, **per_class}.items()}
+    labelled["logits"] = logits[:n_l]
     probs = F.softmax(logits[n_l:], dim=1)
-    unlabelled = {
-        "nll": nll[n_l:],
-        "kl_z1": (probs * kl_z1[n_l:].view(n_u, k)).sum(1),
-        "kl_z2": (probs * kl_z2[n_l:].view(n_u, k)).sum(1),
-        "logits": logits[n_l:],
-        "probs": probs,
-    }
+    unlabelled = {name: value[n_l:] for name, value in per_row.items()}
+    for name, value in per_class.items():
+        unlabelled[name] = (probs * value[n_l:].view(n_u, k)).sum(1)
+    unlabelled.update(logits=logits[n_l:], probs=probs)
     return labelled, unlabelled
 
 

@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config["languages"],
             config["sizes"],
             config["seeds"],
-            args.methods,
+            args.methods if args.methods is not None else config.get("methods"),
             cross_lingual=config["cross_lingual"],
             cross_lingual_sizes=config["cross_lingual_sizes"],
             encoder=args.encoder,

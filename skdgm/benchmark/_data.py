@@ -113,6 +113,21 @@ class _PrecomputedEncoder(TransformerMixin, BaseEstimator):
 
         return DocumentEmbedder(top, self.table.states(top.n_top)).embeddings(rows)
 
+    def token_ids(self, X):
+        """Return each document's subword ids, from the encoder's tokenizer (for decoder="gru").
+
+        Parameters
+        ----------
+        X : list of str
+            Documents.
+
+        Returns
+        -------
+        token_ids : list of list of int
+            What ``MultilingualEncoder.token_ids`` returns.
+        """
+        return self.table.encoder.token_ids(X)
+
     def count_tokens(self, X):
         """Return the documents' subword counts.
 

@@ -80,6 +80,16 @@ def _sdgm_end_to_end(context: MethodContext):
     return _sdgm(context, END_TO_END)
 
 
+def _sdgm_gru(context: MethodContext):
+    # The GRU decoder over the documents' first pieces instead of the bag of pieces.
+    return _sdgm(context, {"decoder": "gru"})
+
+
+def _sdgm_two_stage(context: MethodContext):
+    # Kingma's two-stage M1+M2, the paper's baseline: M1 first, then M2 on frozen z1.
+    return _sdgm(context, {"training": "two_stage"})
+
+
 def _transformer(context: MethodContext):
     from .._transformer_classifier import TransformerClassifier
 
@@ -117,6 +127,8 @@ END_TO_END = {"fine_tune_layers": 1, "fine_tune_epochs": 3}
 METHODS: dict[str, Method] = {
     "SDGM": Method(_sdgm, "documents", semi_supervised=True),
     "SDGM-e2e": Method(_sdgm_end_to_end, "documents", semi_supervised=True),
+    "SDGM (GRU)": Method(_sdgm_gru, "documents", semi_supervised=True),
+    "M1+M2 two-stage": Method(_sdgm_two_stage, "documents", semi_supervised=True),
     "LogisticRegression": Method(_logistic_regression, "embeddings", semi_supervised=False),
     "SelfTraining": Method(
         lambda context: SelfTrainingClassifier(_logistic_regression(), threshold=0.9),

@@ -41,7 +41,7 @@ __all__ = ["MultilingualEncoder", "clear_embedding_cache"]
 logger = logging.getLogger("skdgm")
 
 _DEFAULT_MAX_LENGTH = 256
-#: Tokens per document kept by :meth:`MultilingualEncoder.count_tokens`.
+#: Tokens per document kept by :meth:`MultilingualEncoder.count_tokens` and ``token_ids``.
 MAX_COUNTED_TOKENS = 512
 
 # {settings key: {sha1 of a document: its embedding}}, shared by every encoder of the
@@ -498,10 +498,7 @@ class MultilingualEncoder(
         counts : scipy.sparse.csr_matrix of shape (n_documents, vocabulary_size_)
             Token counts, dtype float32.
         """
-        check_is_fitted(self)
-        documents = check_documents(X)
-        self._ensure_loaded()
-        token_ids = [ids[:MAX_COUNTED_TOKENS] for ids in self._content_ids(documents)]
+        token_ids = self.token_ids(X)
         lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
         indptr = np.concatenate([[0], np.cumsum(lengths)])
         indices = np.fromiter(
@@ -509,10 +506,31 @@ class MultilingualEncoder(
         )
         counts = sp.csr_matrix(
             (np.ones(len(indices), dtype=np.float32), indices, indptr),
-            shape=(len(documents), self.vocabulary_size_),
+            shape=(len(token_ids), self.vocabulary_size_),
         )
         counts.sum_duplicates()
         return counts
+
+    def token_ids(self, X):
+        """Each document's subword token ids, in order, as the model's tokenizer cuts them.
+
+        The tokens that :meth:`count_tokens` counts: the prefix and special tokens are
+        left out and only the first ``MAX_COUNTED_TOKENS`` (512) tokens are kept.
+
+        Parameters
+        ----------
+        X : list of str
+            Documents.
+
+        Returns
+        -------
+        token_ids : list of list of int
+            One list per document (empty for an empty document).
+        """
+        check_is_fitted(self)
+        documents = check_documents(X)
+        self._ensure_loaded()
+        return [ids[:MAX_COUNTED_TOKENS] for ids in self._content_ids(documents)]
 
     def id_to_token(self, ids):
         """Return the token strings of token ids (e.g. columns of :meth:`count_tokens`).
@@ -909,4 +927,3 @@ class MultilingualEncoder(
         tuned._tuned_normalize = bool(top.normalize)
         tuned._tuned_digest = state_digest(tuned._top)
         return tuned
-
