@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.sparsefuncs import mean_variance_axis
 
 
 class ModelInputs:
@@ -36,13 +37,17 @@ class ModelInputs:
         self.has_counts = counts is not None
         self.widths_ = self.widths(features, counts)
         if features is not None:
+            # Statistics in float64 (in float32 the squares of features above 1.8e19
+            # overflow), and for sparse features not as E[x^2] - E[x]^2, which cancels
+            # into noise when the mean dwarfs the deviation (a constant column of 5 over
+            # 9 rows got 1e-7).
             if sp.issparse(features):
-                sq = np.asarray(features.multiply(features).mean(axis=0)).ravel()
+                features = sp.csr_matrix(features, dtype=np.float64)
                 self.mean_ = None
-                self.scale_ = np.sqrt(sq - np.asarray(features.mean(axis=0)).ravel() ** 2)
+                self.scale_ = np.sqrt(mean_variance_axis(features, axis=0)[1])
             else:
-                self.mean_ = features.mean(axis=0)
-                self.scale_ = features.std(axis=0)
+                self.mean_ = features.mean(axis=0, dtype=np.float64).astype(features.dtype)
+                self.scale_ = features.std(axis=0, dtype=np.float64)
             self.scale_ = np.where(self.scale_ > 1e-12, self.scale_, 1.0).astype(np.float32)
         if counts is not None:
             counts = sp.csr_matrix(counts)
