@@ -16,7 +16,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[text,offline,setfit,plot,tests,docs]"
+	$(PY) -m pip install --quiet -e ".[text,offline,setfit,plot,tests,docs,dask]"
 	touch $(STAMP)
 
 install: $(STAMP)

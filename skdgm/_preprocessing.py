@@ -48,8 +48,13 @@ class ModelInputs:
         self.has_counts = counts is not None
         self.widths_ = self.widths(features, counts)
         if features is not None:
-            # Centred and scaled; sparse features are scaled only, to stay sparse.
-            self.scaler_ = StandardScaler(with_mean=not sp.issparse(features)).fit(features)
+            # Centred and scaled; sparse features are scaled only, to stay sparse. Their
+            # statistics are computed in float64: in float32, the squares of features
+            # above 1.8e19 overflow (dense ones StandardScaler accumulates in float64).
+            sparse = sp.issparse(features)
+            self.scaler_ = StandardScaler(with_mean=not sparse).fit(
+                features.astype(np.float64) if sparse else features
+            )
         if counts is not None:
             counts = sp.csr_matrix(counts)
             frequency = np.asarray(counts.sum(axis=0)).ravel()

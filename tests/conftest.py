@@ -4,6 +4,27 @@ from __future__ import annotations
 
 import pytest
 
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # tests/test_properties.py skips itself
+    pass
+else:
+    # CI: the same examples on every run (derandomized), nothing written to disk, no time
+    # limit per example (a fit takes tens of milliseconds, more on a busy machine).
+    settings.register_profile(
+        "ci",
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    # Bug hunting: new examples on every run, failures replayed from .hypothesis/
+    # (pytest --hypothesis-profile=explore).
+    settings.register_profile(
+        "explore", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.load_profile("ci")
+
 # A dozen short sentences in five languages, to train the tiny tokenizers on.
 TINY_CORPUS = [
     "The weather is lovely today and we go to the beach.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import pickle
 import shutil
 import struct
@@ -202,6 +203,28 @@ def test_disk_cache_is_reused_by_a_fresh_process_cache(
 
     monkeypatch.setattr(MultilingualEncoder, "_embed_documents", no_model)
     np.testing.assert_array_equal(clone(encoder).fit(["x"]).transform(TINY_CORPUS), expected)
+
+
+def test_disk_cache_writers_with_the_same_process_and_thread_ids_do_not_collide(
+    tiny_wordpiece_model, tmp_path, monkeypatch
+):
+    # Workers on several hosts that share cache_dir (a network filesystem) can have the
+    # same process and thread ids, e.g. one container per worker. Here a second writer of
+    # the same document writes in between the first one's write and its rename.
+    encoder = MultilingualEncoder(tiny_wordpiece_model, cache_dir=tmp_path).fit(["x"])
+    folder, digest = encoder._disk_folder(encoder._settings_key()), "ab" * 20
+    first, second = (np.full(encoder.embedding_dim_, v, dtype=np.float32) for v in (1, 2))
+    replace = os.replace
+
+    def another_writer_first(source, target):
+        monkeypatch.setattr(os, "replace", replace)
+        encoder._write_disk(folder, digest, second)
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", another_writer_first)
+    encoder._write_disk(folder, digest, first)  # raised FileNotFoundError before the fix
+    np.testing.assert_array_equal(encoder._read_disk(folder, digest), first)  # last rename
+    assert sorted(path.name for path in folder.rglob("*")) == ["ab", f"{digest}.npy"]
 
 
 # ----------------------------------------------------------------------------- tokens

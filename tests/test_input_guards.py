@@ -108,6 +108,8 @@ CASES = [
      ValueError, "numeric matrix"),
     ("an empty corpus", "SNTE", lambda e, X, y: _fit(e, X[:0], y[:0]),
      ValueError, "0 documents|0 sample"),
+    ("a single row (or document) to fit on", "SNT", lambda e, X, y: _fit(e, X[:1], y[:1]),
+     ValueError, "at least 2 is needed|minimum of 2 is required"),
     ("``predict`` (or ``transform``) before ``fit``", "SNTE",
      lambda e, X, y: (e.transform if isinstance(e, MultilingualEncoder) else e.predict)(X),
      NotFittedError, "not fitted yet"),

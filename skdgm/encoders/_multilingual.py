@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+import uuid
 import warnings
 from collections import OrderedDict
 from numbers import Integral
@@ -762,8 +763,10 @@ class MultilingualEncoder(
             return
         path = folder / digest[:2] / f"{digest}.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{digest}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(partial, "wb") as handle:
+        # A random name: processes on other hosts that share the folder may have the
+        # same process and thread ids as this one.
+        partial = path.with_name(f"{digest}.{uuid.uuid4().hex}.tmp")
+        with open(partial, "xb") as handle:
             np.save(handle, vector, allow_pickle=False)
         os.replace(partial, path)  # atomic: readers never see half a file
 
