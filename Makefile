@@ -37,4 +37,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check skdgm tests examples benchmarks
 
 clean:
-	rm -rf $(VENV) docs/_build build dist *.egg-info
+	rm -rf $(VENV) docs/_build docs/generated docs/auto_examples docs/gen_modules docs/sg_execution_times.rst build dist *.egg-info

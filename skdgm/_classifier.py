@@ -779,6 +779,7 @@ class SemiSupervisedVAEClassifier(
         Returns
         -------
         z1 : ndarray of shape (n_samples, z1_dim)
+            The posterior mean of z1 for each row.
         """
         from ._sdgm import encode_mean
 

@@ -124,6 +124,7 @@ def documents_from_array(X) -> list[str]:
     Returns
     -------
     documents : list of str
+        The decoded documents, one per row of ``X``.
 
     Raises
     ------

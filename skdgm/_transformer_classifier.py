@@ -465,7 +465,7 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
         return _head_logits(self.head_, features)
 
     def predict_log_proba(self, X):
-        """Log-probabilities of the classes.
+        """Log of the class probabilities.
 
         Parameters
         ----------

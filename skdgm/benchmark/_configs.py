@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+#: The encoder of :func:`run_benchmark` and of ``--encoder`` by default.
 DEFAULT_ENCODER = "intfloat/multilingual-e5-small"
+#: The languages of :func:`run_benchmark` by default, and of the demo and full configurations.
 DEFAULT_LANGUAGES = ("en", "de", "fr", "ru", "zh")
 
 #: The methods of the configurations timed as a whole (demo, cross-lingual): not yet

@@ -451,7 +451,7 @@ class MultilingualEncoder(
 
         Returns
         -------
-        embeddings : ndarray of shape (n_documents, embedding_dim_), dtype float32
+        embeddings : ndarray of shape (n_documents, ``embedding_dim_``), dtype float32
             One row per document, L2-normalised if ``normalize``.
         """
         check_is_fitted(self)
@@ -496,7 +496,7 @@ class MultilingualEncoder(
 
         Returns
         -------
-        counts : scipy.sparse.csr_matrix of shape (n_documents, vocabulary_size_)
+        counts : scipy.sparse.csr_matrix of shape (n_documents, ``vocabulary_size_``)
             Token counts, dtype float32.
         """
         token_ids = self.token_ids(X)

@@ -370,6 +370,7 @@ class NXVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin,
         Returns
         -------
         z : ndarray of shape (n_documents, latent_dim), dtype float32
+            The posterior means of the documents' latent codes.
         """
         from .._sdgm._device import resolve_device
         from ._nxvae_network import encode_means
@@ -383,8 +384,9 @@ class NXVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin,
             return encode_means(self.module_, pieces, _INFERENCE_BATCH, device)
 
     def count_tokens(self, X) -> sp.csr_matrix:
-        """Count each document's pieces (its first 512), as the bag-of-words decoder of
-        :class:`~skdgm.SemiSupervisedVAEClassifier` reconstructs them.
+        """Count each document's pieces (its first 512), for the bag-of-words decoder.
+
+        :class:`~skdgm.SemiSupervisedVAEClassifier` reconstructs these counts.
 
         Parameters
         ----------
@@ -393,7 +395,7 @@ class NXVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin,
 
         Returns
         -------
-        counts : scipy.sparse.csr_matrix of shape (n_documents, vocabulary_size_)
+        counts : scipy.sparse.csr_matrix of shape (n_documents, ``vocabulary_size_``)
             Piece counts, dtype float32.
         """
         check_is_fitted(self)
