@@ -363,8 +363,8 @@ class SemiSupervisedVAEClassifier(
     def _fit(self, X, y):
         import torch
 
+        from ._device import fork_rng, resolve_device
         from ._sdgm import SDGM, RowSource, TokenRows, TunedRows, predict_logits, train
-        from ._sdgm._device import fork_rng, resolve_device
 
         docs, X, y = self._validate_fit_input(X, y)
         labelled_mask, classes, y_index = check_semi_supervised_labels(y)
@@ -702,8 +702,8 @@ class SemiSupervisedVAEClassifier(
 
     def _on_device(self, inputs):
         """Move the model to its device; return the rows of ``inputs`` and their index."""
+        from ._device import resolve_device
         from ._sdgm import RowSource
-        from ._sdgm._device import resolve_device
 
         device = resolve_device(self.device_)
         self.module_.to(device)
@@ -845,9 +845,9 @@ class SemiSupervisedVAEClassifier(
 
     def _restore_fitted_state(self, values, tensors, device):
         """Set the fitted attributes from :meth:`_fitted_state`'s output (:func:`skdgm.load`)."""
+        from ._device import resolve_device
         from ._persistence import fitted_device, load_module_state
         from ._sdgm import SDGM
-        from ._sdgm._device import resolve_device
 
         module = SDGM(**values["module_kwargs"])
         load_module_state(module, tensors, "module.")

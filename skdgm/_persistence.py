@@ -372,7 +372,7 @@ def _resolve_device(device):
         return None
     if not isinstance(device, str):
         raise TypeError(f"device must be a str such as 'cpu', 'cuda' or 'auto', got {device!r}.")
-    from ._sdgm._device import resolve_device
+    from ._device import resolve_device
 
     return resolve_device(device)
 
@@ -588,7 +588,7 @@ def fitted_device(saved: str, device) -> str:
     when this machine has it, else the CPU."""
     if device is not None:
         return str(device)
-    from ._sdgm._device import resolve_device
+    from ._device import resolve_device
 
     try:
         return str(resolve_device(str(saved)))

@@ -138,7 +138,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
 
-        from ._sdgm._device import resolve_device
+        from ._device import resolve_device
         from .encoders import MultilingualEncoder
 
         docs = check_documents(X, min_documents=2)

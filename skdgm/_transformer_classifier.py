@@ -229,7 +229,7 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
         self : TransformerClassifier
             The fitted classifier.
         """
-        from ._sdgm._device import fork_rng, resolve_device
+        from ._device import fork_rng, resolve_device
         from .encoders._tuning import DocumentEmbedder
 
         docs = check_documents(X, min_documents=2)
@@ -456,7 +456,7 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
     # --------------------------------------------------------------- prediction
     def _logits(self, X):
         """Float64 logits (CPU tensor) of the head on the tuned embeddings of ``X``."""
-        from ._sdgm._device import resolve_device
+        from ._device import resolve_device
 
         check_is_fitted(self)
         documents = check_documents(X, min_documents=1)
@@ -560,8 +560,8 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
 
     def _restore_fitted_state(self, values, tensors, device):
         """Set the fitted attributes from :meth:`_fitted_state`'s output (:func:`skdgm.load`)."""
+        from ._device import resolve_device
         from ._persistence import fitted_device, load_module_state
-        from ._sdgm._device import resolve_device
 
         head = _new_head(**values["head_kwargs"])
         load_module_state(head, tensors, "head.")

