@@ -80,3 +80,11 @@ def test_grid_search_on_dask_embeds_each_document_once(tiny_wordpiece_model, tmp
     assert cache_files(cache_dir) == written
     assert search.best_estimator_.predict(docs).shape == (len(docs),)
     assert set(search.best_estimator_.predict(docs)) <= {0, 1}
+    # The same search with joblib's default backend, in this process: the same scores,
+    # hence the same best candidate.
+    local = clone(search).fit(docs, y)
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
+    )
+    assert search.best_params_ == local.best_params_
+    assert search.best_score_ == pytest.approx(local.best_score_)
