@@ -6,7 +6,10 @@ resident memory. The cost of an epoch must grow linearly with the rows (no n x n
 the last column, microseconds per row and epoch, should stay flat. LabelSpreading's rbf
 kernel, the counter-example, is run where its dense n x n matrix fits.
 
-Run: ``python benchmarks/bench_fit_scaling.py [--sizes 1000 10000 100000] [--epochs 2]``
+Prediction of every row is timed after the fit. ``--epochs 2 10`` fits each size twice:
+the peak memory must not grow with the number of epochs.
+
+Run: ``python benchmarks/bench_fit_scaling.py [--sizes 1000 10000 100000] [--epochs 2 10]``
 (one CPU thread by default, so that other work on the machine disturbs the ratios less).
 """
 
@@ -37,12 +40,21 @@ if method == "sdgm":
     clf = SemiSupervisedVAEClassifier(max_epochs=epochs, random_state=0, device="cpu")
     clf.fit(X, y_partial)
     per_epoch = float(np.mean([h["duration"] for h in clf.history_[1:] or clf.history_]))
+    fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    clf.predict(X)
+    predict_s = time.perf_counter() - start
 else:
     from sklearn.semi_supervised import LabelSpreading
-    LabelSpreading(kernel="rbf", max_iter=epochs).fit(X, y_partial)
+    model = LabelSpreading(kernel="rbf", max_iter=epochs).fit(X, y_partial)
     per_epoch = (time.perf_counter() - start) / epochs
+    fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    model.predict(X[:1000])
+    predict_s = (time.perf_counter() - start) * n / min(n, 1000)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"n": n, "method": method, "epoch_s": per_epoch,
+print(json.dumps({"n": n, "method": method, "epochs": epochs, "epoch_s": per_epoch,
+                  "predict_s": predict_s, "fit_peak_mb": fit_peak / 1024,
                   "peak_mb": peak / 1024, "baseline_mb": before / 1024}))
 """
 
@@ -60,7 +72,13 @@ def measure(n: int, epochs: int, method: str, threads: int) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="epochs of each fit; several values show whether memory grows with epochs",
+    )
     parser.add_argument(
         "--label-spreading-max", type=int, default=10000, help="largest n for rbf LabelSpreading"
     )
@@ -73,18 +91,23 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     rows = []
     for n in args.sizes:
-        rows.append(measure(n, args.epochs, "sdgm", args.threads))
+        for epochs in args.epochs:
+            rows.append(measure(n, epochs, "sdgm", args.threads))
         if n <= args.label_spreading_max:
-            rows.append(measure(n, args.epochs, "labelspreading-rbf", args.threads))
-    header = f"{'method':<20}{'rows':>8}{'s/epoch':>10}{'rows/s':>10}{'peak MB':>10}{'us/row':>9}"
+            rows.append(measure(n, args.epochs[0], "labelspreading-rbf", args.threads))
+    header = (
+        f"{'method':<20}{'rows':>8}{'epochs':>7}{'s/epoch':>10}{'rows/s':>10}"
+        f"{'predict s':>10}{'fit peak MB':>12}{'peak MB':>10}{'us/row':>9}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['method']:<20}{r['n']:>8}{r['epoch_s']:>10.2f}{r['n'] / r['epoch_s']:>10.0f}"
+            f"{r['method']:<20}{r['n']:>8}{r['epochs']:>7}{r['epoch_s']:>10.2f}"
+            f"{r['n'] / r['epoch_s']:>10.0f}{r['predict_s']:>10.2f}{r['fit_peak_mb']:>12.0f}"
             f"{r['peak_mb']:>10.0f}{1e6 * r['epoch_s'] / r['n']:>9.1f}"
         )
-    sdgm = [r for r in rows if r["method"] == "sdgm"]
+    sdgm = [r for r in rows if r["method"] == "sdgm" and r["epochs"] == args.epochs[0]]
     if len(sdgm) > 1:
         first, last = sdgm[0], sdgm[-1]
         growth = (last["epoch_s"] / first["epoch_s"]) / (last["n"] / first["n"])

@@ -51,8 +51,20 @@ SETTINGS: dict[str, dict] = {
     "weight-decay-1e-2": {"weight_decay": 1e-2},
     "z1-16": {"z1_dim": 16},
     "sees-inputs-wd-1e-2": {"classifier_sees_inputs": True, "weight_decay": 1e-2},
+    "two-stage": {"training": "two_stage"},
+    "gru": {"decoder": "gru"},
     "pseudo-0.9": {"pseudo_labels": {"threshold": 0.9, "max_iter": 2}},
     "pseudo-0.99": {"pseudo_labels": {"threshold": 0.99, "max_iter": 2}},
+    # Pseudo-labels of the frozen SDGM, then one end-to-end fit on them: the encoder's top
+    # layer sees many (pseudo-)labelled rows, as the transformer's does under self-training.
+    "pseudo-0.9-then-e2e": {
+        "pseudo_labels": {
+            "threshold": 0.9,
+            "max_iter": 1,
+            "final": {"fine_tune_layers": 1, "fine_tune_epochs": 3,
+                      "fine_tune_learning_rate": 2e-4},
+        }
+    },
 }
 
 
@@ -65,10 +77,11 @@ class PseudoLabelled(ClassifierMixin, BaseEstimator):
     reaches ``threshold`` now carrying their predicted class (study only).
     """
 
-    def __init__(self, estimator=None, threshold=0.9, max_iter=2):
+    def __init__(self, estimator=None, threshold=0.9, max_iter=2, final_estimator=None):
         self.estimator = estimator
         self.threshold = threshold
         self.max_iter = max_iter
+        self.final_estimator = final_estimator
 
     def fit(self, X, y):
         y = np.asarray(y)
@@ -76,6 +89,8 @@ class PseudoLabelled(ClassifierMixin, BaseEstimator):
         unlabelled = np.flatnonzero(y == -1)
         self.added_ = []
         for _ in range(self.max_iter + 1):
+            if self.final_estimator is not None and len(self.added_) == self.max_iter:
+                break  # the final estimator fits on these labels
             model = clone(self.estimator).fit(X, current)
             rows = unlabelled[current[unlabelled] == -1]
             if len(self.added_) == self.max_iter or not len(rows):
@@ -86,6 +101,8 @@ class PseudoLabelled(ClassifierMixin, BaseEstimator):
                 break
             current[rows[sure]] = model.classes_[proba[sure].argmax(1)]
             self.added_.append(int(sure.sum()))
+        if self.final_estimator is not None:  # the last fit with another estimator
+            model = clone(self.final_estimator).fit(X, current)
         self.model_ = model
         self.classes_ = model.classes_
         return self
@@ -102,12 +119,17 @@ def _sdgm_method(overrides: dict) -> Method:
     pseudo = overrides.pop("pseudo_labels", None)
     build = functools.partial(_sdgm, settings=overrides)
     if pseudo is not None:
+        pseudo = dict(pseudo)
+        final = pseudo.pop("final", None)
+        if final is not None:
+            pseudo["final_build"] = functools.partial(_sdgm, settings=final)
         build = functools.partial(_pseudo_labelled, build=build, **pseudo)
     return Method(build, "documents", semi_supervised=True)
 
 
-def _pseudo_labelled(context, build, **options):
-    return PseudoLabelled(build(context), **options)
+def _pseudo_labelled(context, build, final_build=None, **options):
+    final = final_build(context) if final_build is not None else None
+    return PseudoLabelled(build(context), final_estimator=final, **options)
 
 
 def _paired(runs, name, reference, metric):
