@@ -72,7 +72,9 @@ def test_random_state_makes_fits_identical_and_leaves_global_rng_alone(fitted):
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert np.array_equal(np.random.get_state()[1], numpy_state[1])  # noqa: NPY002
     assert again.tokenizer_.to_str() == fitted.tokenizer_.to_str()
-    np.testing.assert_array_equal(again.transform(DOCS), fitted.transform(DOCS))
+    # Equal up to float rounding: with several threads the CPU kernels' reductions may
+    # add in another order (seen in make test on 2 threads: 3e-8 apart).
+    np.testing.assert_allclose(again.transform(DOCS), fitted.transform(DOCS), atol=1e-6)
     other = NXVAE(**{**TINY, "random_state": 1}).fit(DOCS, languages=LANGS)
     assert not np.allclose(other.transform(DOCS), fitted.transform(DOCS))
 
