@@ -81,3 +81,17 @@ def advise_on_memory(advice: str):
         if not _is_out_of_memory(exc):
             raise
         raise MemoryError(f"Ran out of memory: {advice}. ({type(exc).__name__}: {exc})") from exc
+
+
+class DocumentTransformerMixin:
+    """scikit-learn tags of a fitted transformer from documents (a list of str) to numbers."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.transformer_tags.preserves_dtype = []
+        tags.target_tags.required = False
+        tags.non_deterministic = False
+        tags.requires_fit = True
+        return tags

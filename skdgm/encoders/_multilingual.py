@@ -30,7 +30,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import advise_on_memory
+from .._base import DocumentTransformerMixin, advise_on_memory
 from .._persistence import PersistenceMixin
 from .._validation import check_documents
 from ._cache import (
@@ -61,7 +61,11 @@ MAX_COUNTED_TOKENS = 512
 
 
 class MultilingualEncoder(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin, BaseEstimator
+    DocumentTransformerMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    PersistenceMixin,
+    BaseEstimator,
 ):
     """Embed documents with a pretrained multilingual transformer encoder.
 
@@ -364,16 +368,6 @@ class MultilingualEncoder(
     @property
     def _n_features_out(self):
         return self.embedding_dim_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.two_d_array = False
-        tags.transformer_tags.preserves_dtype = []
-        tags.target_tags.required = False
-        tags.non_deterministic = False
-        tags.requires_fit = True
-        return tags
 
     def __getstate__(self):
         # The model is reloaded from ``model_path_`` after unpickling, so pickles stay

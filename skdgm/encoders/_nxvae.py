@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import advise_on_memory, progress_bar
+from .._base import DocumentTransformerMixin, advise_on_memory, progress_bar
 from .._persistence import PersistenceMixin
 from .._validation import check_documents
 from ._multilingual import MAX_COUNTED_TOKENS
@@ -41,7 +41,13 @@ __all__ = ["NXVAE"]
 _INFERENCE_BATCH = 256
 
 
-class NXVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin, BaseEstimator):
+class NXVAE(
+    DocumentTransformerMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    PersistenceMixin,
+    BaseEstimator,
+):
     """Non-parallel cross-lingual VAE: a shared subword space learnt without translations.
 
     The multilingual encoder that Zhu et al. (EACL 2021) pretrained from scratch and put
@@ -500,16 +506,6 @@ class NXVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, PersistenceMixin,
     @property
     def _n_features_out(self):
         return self._module_kwargs["latent_dim"]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.two_d_array = False
-        tags.transformer_tags.preserves_dtype = []
-        tags.target_tags.required = False
-        tags.non_deterministic = False
-        tags.requires_fit = True
-        return tags
 
     def __getstate__(self):
         state = dict(super().__getstate__())
