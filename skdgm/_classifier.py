@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context
 from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from ._base import LabelledScoreMixin, advise_on_memory, progress_bar
-from ._persistence import PersistenceMixin
-from ._preprocessing import PAD, ModelInputs
-from ._validation import (
-    check_count_matrix,
-    check_documents,
-    check_labels_length,
-    check_semi_supervised_labels,
-    refuse_text,
-    validation_split,
+from ._base import LabelledScoreMixin
+from ._features import (
+    check_fit_input,
+    fit_encoder,
+    prediction_features,
+    resolve_decoder,
+    split_numeric,
+    token_ids,
+    training_inputs,
 )
+from ._persistence import PersistenceMixin
+from ._preprocessing import ModelInputs
+from ._validation import check_semi_supervised_labels, validation_split
 
 __all__ = ["SemiSupervisedVAEClassifier"]
 
@@ -361,15 +362,13 @@ class SemiSupervisedVAEClassifier(
             raise
 
     def _fit(self, X, y):
-        import torch
+        from ._device import resolve_device
+        from ._sdgm import fit_sdgm
 
-        from ._device import fork_rng, resolve_device
-        from ._sdgm import SDGM, RowSource, TokenRows, TunedRows, predict_logits, train
-
-        docs, X, y = self._validate_fit_input(X, y)
+        docs, X, y = check_fit_input(self, X, y)
         labelled_mask, classes, y_index = check_semi_supervised_labels(y)
         reuse = self.warm_start and self.__sklearn_is_fitted__()
-        decoder = self._resolve_decoder()
+        decoder = resolve_decoder(self.decoder, self.encoder)
         if reuse:
             self._check_warm_start(classes, decoder, docs is not None)
         if labelled_mask.all():
@@ -381,202 +380,70 @@ class SemiSupervisedVAEClassifier(
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
-        encoder, embedder, token_ids = None, None, None
+        encoder, embedder, sequences = None, None, None
         if docs is None:
-            features, counts = self._split_numeric(X, decoder)
+            features, counts = split_numeric(X, decoder)
         else:
-            features, counts, embedder, encoder = self._fit_encoder(docs, reuse, device, decoder)
+            previous = getattr(self, "encoder_", None) if reuse else None
+            features, counts, embedder, encoder = fit_encoder(
+                self.encoder, docs, previous, self.fine_tune_layers, device, decoder
+            )
         try:
             if decoder == "gru":
-                token_ids = _token_ids(encoder, docs)
-            if reuse:
-                model_inputs = self.inputs_
-                model_inputs.check_widths(
-                    features,
-                    counts,
-                    "warm_start=True needs data of the previous fit's width; set "
-                    "warm_start=False.",
-                )
-            else:
-                model_inputs = ModelInputs(
-                    decoder, self.vocabulary_size if self.encoder is not None else None
-                ).fit(features, counts)
-            inputs, targets = model_inputs.transform(features, counts)
-            if decoder == "gru":
-                targets = model_inputs.sequences(token_ids, self.max_decoder_length)
-
-            labelled = np.flatnonzero(labelled_mask)
-            unlabelled = np.flatnonzero(~labelled_mask)
+                sequences = token_ids(encoder, docs)
+            model_inputs, inputs, targets = training_inputs(
+                decoder,
+                features,
+                counts,
+                sequences,
+                self.inputs_ if reuse else None,
+                self.vocabulary_size if self.encoder is not None else None,
+                self.max_decoder_length,
+            )
             all_pos = np.arange(len(y_index))
             train_pos, valid_pos = all_pos, all_pos[:0]
             if self.early_stopping:
                 train_pos, valid_pos = validation_split(y_index, self.validation_fraction, rng)
-
-            if self.prior == "labelled":
-                prior = np.bincount(y_index, minlength=len(classes)) / len(y_index)
-            else:
-                prior = np.full(len(classes), 1 / len(classes))
-            log_prior = torch.log(torch.as_tensor(prior, dtype=torch.float32, device=device))
-            if reuse:
-                module_kwargs = self._module_kwargs
-            else:
-                module_kwargs = dict(
-                    in_dim=inputs.shape[1],
-                    target_dim=(
-                        model_inputs.sequence_vocabulary_size
-                        if decoder == "gru"
-                        else targets.shape[1]
-                    ),
-                    n_classes=len(classes),
-                    decoder=decoder,
-                    z1_dim=self.z1_dim,
-                    z2_dim=self.z2_dim,
-                    hidden_dim=self.hidden_dim,
-                    n_layers=self.n_layers,
-                    dropout=self.dropout,
-                    classifier_sees_inputs=self.classifier_sees_inputs,
-                    word_dropout=self.word_dropout,
-                )
-            stages = self._training_stages(
-                embedder is not None, reuse, _elbo_weight(decoder, targets), module_kwargs
+            fitted = fit_sdgm(
+                self.get_params(deep=False),
+                decoder=decoder,
+                inputs=inputs,
+                targets=targets,
+                y_index=y_index,
+                labelled_mask=labelled_mask,
+                train_pos=train_pos,
+                valid_pos=valid_pos,
+                n_classes=len(classes),
+                seed=seed,
+                device=device,
+                previous=(self.module_, self._module_kwargs) if reuse else None,
+                embedder=embedder,
+                model_inputs=model_inputs,
+                counts=counts,
+                name=type(self).__name__,
             )
-            tuned_inputs = None
             if embedder is not None:
-                rest = model_inputs.counts_block(counts) if counts is not None else None
-                tuned_inputs = TunedRows(
-                    embedder,
-                    model_inputs.mean_,
-                    model_inputs.scale_,
-                    RowSource(rest, device) if rest is not None else None,
-                ).to(device)
-            target_rows = (TokenRows if decoder == "gru" else RowSource)(targets, device)
-            history = []
-            memory = (
-                f"lower batch_size (now {self.batch_size}), or the encoder's max_length or "
-                f"fine_tune_layers when fine-tuning"
-            )
-            if decoder == "gru":
-                memory += f", or max_decoder_length (now {self.max_decoder_length})"
-            planned = sum(config.max_epochs for config in stages)
-            n_epochs, best_epoch, interrupted, tuned = 0, 0, False, False
-            generator = np.random.default_rng(seed)
-            with fork_rng(device, seed), advise_on_memory(f"{memory}; device {device}"):
-                # A warm start trains a copy: the previous model stays whole if this fit fails.
-                module = copy.deepcopy(self.module_) if reuse else SDGM(**module_kwargs)
-                module = module.to(device)
-                progress = progress_bar(planned, self.verbose, type(self).__name__)
-                try:
-                    for config in stages:
-                        if interrupted:
-                            break  # Ctrl-C in M1: no M2
-                        if config.objective == "m2" and embedder is not None:
-                            # M2 reads z1 through the layers tuned in M1, which stay fixed.
-                            inputs = _tuned_inputs(embedder, model_inputs, counts, len(docs))
-                            tuned = True
-                        stage_epochs, best_epoch, interrupted = train(
-                            module,
-                            RowSource(inputs, device),
-                            target_rows,
-                            labelled[train_pos],
-                            y_index[train_pos],
-                            unlabelled,
-                            labelled[valid_pos],
-                            y_index[valid_pos],
-                            log_prior,
-                            config,
-                            generator,
-                            history,
-                            progress,
-                            tuned_inputs if config.fine_tune_epochs else None,
-                        )
-                        n_epochs += stage_epochs
-                finally:
-                    if progress is not None:
-                        progress.close()
-            if embedder is not None:
-                # The documents' embeddings through the tuned layers, then the model's inputs.
-                encoder = encoder._with_tuned_top(embedder.top)
-                if not tuned:
-                    inputs = _tuned_inputs(embedder, model_inputs, counts, len(docs))
+                encoder = encoder._with_tuned_top(embedder.top)  # the layers as tuned
         finally:
             if embedder is not None:
                 embedder.states.close()
-        logits = predict_logits(module, RowSource(inputs, device), np.arange(len(y)), 1024)
-        transduction = classes[logits.argmax(1).cpu().numpy()]
-        transduction[labelled] = classes[y_index]
-        if interrupted:
-            kept = (
-                f"the parameters of its best epoch ({best_epoch})"
-                if self.early_stopping and best_epoch
-                else "the parameters reached when it stopped"
-            )
-            warnings.warn(
-                f"Training was interrupted after {n_epochs} complete epoch(s) of "
-                f"{planned}; the estimator is fitted with {kept}. Fit again to "
-                "train it fully.",
-                UserWarning,
-                stacklevel=3,
-            )
+        transduction = classes[fitted.predicted]
+        transduction[labelled_mask] = classes[y_index]
+        if fitted.interrupted:
+            warnings.warn(fitted.interruption(self.early_stopping), UserWarning, stacklevel=3)
         # The fit succeeded: only now does the estimator change.
         self.encoder_ = encoder
         self.inputs_ = model_inputs
-        self._module_kwargs = module_kwargs
-        self.module_ = module
+        self._module_kwargs = fitted.module_kwargs
+        self.module_ = fitted.module
         self.classes_ = classes
         self.decoder_ = decoder
         self.device_ = str(device)
-        self.history_ = history
-        self.n_iter_ = n_epochs
-        self.best_epoch_ = best_epoch
+        self.history_ = fitted.history
+        self.n_iter_ = fitted.n_epochs
+        self.best_epoch_ = fitted.best_epoch
         self.transduction_ = transduction
         return self
-
-    def _training_stages(self, fine_tunes: bool, reuse: bool, elbo_weight: float, module_kwargs):
-        """The settings of each call of the training loop, in order.
-
-        One for joint training; two, M1's then M2's, for ``training="two_stage"``.
-        """
-        from ._sdgm import TrainingConfig
-
-        fine_tune_epochs = self.fine_tune_epochs if fine_tunes else 0
-        warm_up_epochs = 0 if reuse else self.warm_up_epochs  # warm-up is for a new model
-        shared = dict(
-            alpha=self.alpha,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            kl_annealing_epochs=self.kl_annealing_epochs,
-            free_bits=self.free_bits,
-            n_iter_no_change=self.n_iter_no_change,
-            fine_tune_learning_rate=self.fine_tune_learning_rate,
-        )
-        if self.training == "joint":
-            return [
-                TrainingConfig(
-                    **shared,
-                    max_epochs=warm_up_epochs + self.max_epochs + fine_tune_epochs,
-                    warm_up_epochs=warm_up_epochs,
-                    elbo_weight=elbo_weight,
-                    fine_tune_epochs=fine_tune_epochs,
-                )
-            ]
-        return [
-            TrainingConfig(
-                **shared,
-                max_epochs=self.max_epochs + fine_tune_epochs,
-                warm_up_epochs=0,
-                elbo_weight=elbo_weight,
-                fine_tune_epochs=fine_tune_epochs,
-                objective="m1",
-            ),
-            TrainingConfig(
-                **shared,
-                max_epochs=warm_up_epochs + self.max_epochs,
-                warm_up_epochs=warm_up_epochs,
-                elbo_weight=1.0 / module_kwargs["z1_dim"],  # M2 reconstructs z1
-                objective="m2",
-            ),
-        ]
 
     def __sklearn_is_fitted__(self) -> bool:
         """Whether a ``fit`` has completed."""
@@ -599,106 +466,11 @@ class SemiSupervisedVAEClassifier(
                 f"got {'; '.join(problems)}. Set warm_start=False."
             )
 
-    def _fit_encoder(self, docs, reuse, device, decoder):
-        """Fit the encoder on ``docs``.
-
-        Returns (features, counts, trainable embedder or None, fitted encoder).
-        """
-        previous = getattr(self, "encoder_", None) if reuse else None
-        if self.fine_tune_layers == 0:
-            if previous is not None and getattr(previous, "tuned_layers_", 0):
-                encoder = previous  # a warm start keeps the layers tuned before
-            else:
-                # y=None given explicitly: sklearn's FrozenEstimator (a prefitted encoder
-                # that fit leaves alone) requires it.
-                encoder = clone(self.encoder).fit(docs, None)
-            return (*_encode(encoder, docs, decoder), None, encoder)
-        from .encoders._tuning import DocumentEmbedder
-
-        missing = [
-            name
-            for name in ("_token_states", "_tunable_top", "_with_tuned_top")
-            if not hasattr(self.encoder, name)
-        ]
-        if missing:  # checked before the encoder is fitted, which may take long
-            raise ValueError(
-                f"fine_tune_layers={self.fine_tune_layers} needs an encoder whose layers can "
-                f"be fine-tuned, such as skdgm.encoders.MultilingualEncoder; "
-                f"{type(self.encoder).__name__} cannot. Use fine_tune_layers=0."
-            )
-        if previous is not None and getattr(previous, "tuned_layers_", 0):
-            encoder = previous  # go on from the tuned layers of the previous fit
-        else:
-            encoder = clone(self.encoder).fit(docs, None)
-        states = encoder._token_states(docs, self.fine_tune_layers)
-        try:
-            embedder = DocumentEmbedder(encoder._tunable_top(self.fine_tune_layers), states)
-            embedder.to(device)
-            features = embedder.embeddings(np.arange(len(docs)))
-            counts = _counts(encoder, docs, decoder)
-        except BaseException:
-            states.close()
-            raise
-        return features, counts, embedder, encoder
-
-    def _validate_fit_input(self, X, y):
-        """Validate X and y; return (documents or None, numeric X or None, y)."""
-        if self.encoder is not None:
-            docs = check_documents(X, min_documents=2)
-            return docs, None, check_labels_length(y, len(docs))
-        if self.fine_tune_layers:
-            raise ValueError(
-                f"fine_tune_layers={self.fine_tune_layers} fine-tunes the encoder, but "
-                "encoder=None. Pass an encoder such as skdgm.encoders.MultilingualEncoder(), "
-                "or set fine_tune_layers=0 for numeric features."
-            )
-        if self.decoder == "gru":
-            raise ValueError(
-                "decoder='gru' reconstructs each document's sequence of subword pieces, so it "
-                "needs documents, but encoder=None (numeric X). Pass an encoder such as "
-                "skdgm.encoders.MultilingualEncoder() and X as a list of str, or use "
-                "decoder='gaussian' (or 'bow' for word counts) for numeric features."
-            )
-        refuse_text(X, type(self).__name__)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            y_numeric=False,
-            multi_output=False,
-            ensure_min_samples=2,
-        )
-        return None, X, y
-
-    @staticmethod
-    def _split_numeric(X, decoder):
-        if decoder == "bow":
-            return None, check_count_matrix(X)
-        return X, None
-
-    def _resolve_decoder(self):
-        if self.decoder != "auto":
-            return self.decoder
-        if self.encoder is not None and hasattr(self.encoder, "count_tokens"):
-            return "bow"
-        return "gaussian"
-
     # --------------------------------------------------------------- prediction
     def _model_inputs(self, X):
         # Fitted state only: set_params after fit cannot change how a fitted model predicts.
         check_is_fitted(self)
-        if getattr(self, "encoder_", None) is not None:
-            docs = check_documents(X, min_documents=1)
-            features, counts = _encode(self.encoder_, docs, self.decoder_)
-        else:
-            refuse_text(X, type(self).__name__)
-            X = validate_data(
-                self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False
-            )
-            features, counts = self._split_numeric(X, self.decoder_)
-        return self.inputs_.transform(features, counts)[0]
+        return self.inputs_.transform(*prediction_features(self, X))[0]
 
     def _on_device(self, inputs):
         """Move the model to its device; return the rows of ``inputs`` and their index."""
@@ -873,53 +645,3 @@ class SemiSupervisedVAEClassifier(
         for key in _SET_BY_VALIDATION:
             if key in values:
                 setattr(self, key, values[key])
-
-
-def _elbo_weight(decoder, targets):
-    """1 / the size of a row's reconstruction: tokens per document, or features.
-
-    The ELBO grows with the length of documents (or the number of features) while the
-    classifier's cross-entropy does not; dividing the ELBO by that size keeps ``alpha``
-    meaningful across corpora (Kingma et al. instead scale alpha with the data).
-    """
-    if decoder in ("bow", "gru"):
-        lengths = targets.sum(axis=1) if decoder == "bow" else (targets != PAD).sum(axis=1)
-        tokens = float(np.asarray(lengths).mean()) if targets.shape[0] else 1.0
-        return 1.0 / max(tokens, 1.0)
-    return 1.0 / targets.shape[1]
-
-
-def _tuned_inputs(embedder, model_inputs, counts, n_documents):
-    """The model's inputs with the documents' embeddings through the tuned layers."""
-    features = embedder.embeddings(np.arange(n_documents))
-    return model_inputs.transform(features, counts)[0]
-
-
-def _token_ids(encoder, docs):
-    """Each document's subword ids, for ``decoder="gru"``."""
-    missing = [name for name in ("token_ids", "count_tokens") if not hasattr(encoder, name)]
-    if missing:
-        raise ValueError(
-            f"decoder='gru' needs the documents' subword pieces, but the encoder "
-            f"{type(encoder).__name__} has no {' or '.join(missing)} method. Use "
-            "decoder='gaussian', or an encoder such as skdgm.encoders.MultilingualEncoder."
-        )
-    return encoder.token_ids(docs)
-
-
-def _encode(encoder, docs, decoder):
-    """The documents' features from a fitted encoder, and their token counts (or None)."""
-    features = np.asarray(encoder.transform(docs), dtype=np.float32)
-    return features, _counts(encoder, docs, decoder)
-
-
-def _counts(encoder, docs, decoder):
-    if hasattr(encoder, "count_tokens"):
-        return encoder.count_tokens(docs)
-    if decoder in ("bow", "gru"):
-        raise ValueError(
-            f"decoder={decoder!r} needs token counts, but the encoder {type(encoder).__name__} "
-            "has no count_tokens method. Use decoder='gaussian', or an encoder such as "
-            "skdgm.encoders.MultilingualEncoder."
-        )
-    return None

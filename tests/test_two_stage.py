@@ -11,9 +11,8 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
 
-import skdgm._sdgm as core
 from skdgm import SemiSupervisedVAEClassifier
-from skdgm._sdgm import _losses, _training
+from skdgm._sdgm import _fitting, _losses, _training
 from skdgm._sdgm._networks import SDGM
 from skdgm.datasets import load_libreoffice_help
 from skdgm.encoders import MultilingualEncoder
@@ -36,7 +35,7 @@ def stages(monkeypatch):
     """Each call of the training loop: its objective, the model's weights before and after
     it, and the trainable encoder it was given."""
     calls = []
-    original = core.train
+    original = _fitting.train
     signature = inspect.signature(original)
 
     def spy(*args, **kwargs):
@@ -55,7 +54,7 @@ def stages(monkeypatch):
         )
         return result
 
-    monkeypatch.setattr(core, "train", spy)
+    monkeypatch.setattr(_fitting, "train", spy)
     return calls
 
 

@@ -1,16 +1,20 @@
-"""The torch core: networks, losses and the training loop of the stacked M1+M2 model."""
+"""The torch core: networks, losses, the training loop and the stages of one fit of the
+stacked M1+M2 model."""
 
+from ._fitting import FitResult, fit_sdgm
 from ._inputs import RowSource, TokenRows, TunedRows
 from ._networks import SDGM
 from ._training import TrainingConfig, encode_mean, predict_logits, train
 
 __all__ = [
     "SDGM",
+    "FitResult",
     "RowSource",
     "TokenRows",
     "TrainingConfig",
     "TunedRows",
     "encode_mean",
+    "fit_sdgm",
     "predict_logits",
     "train",
 ]

@@ -1,0 +1,272 @@
+"""Running the training stages of one fit: the stages' settings (joint, or M1 then M2),
+the ELBO's weight, the class prior, a new or copied SDGM, seeded torch, advice on memory
+and the progress bar, and each stage in turn through :func:`train`."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._base import advise_on_memory, progress_bar
+from .._device import fork_rng
+from .._preprocessing import PAD
+from ._inputs import RowSource, TokenRows, TunedRows
+from ._networks import SDGM
+from ._training import TrainingConfig, predict_logits, train
+
+#: The estimator's parameters that shape the SDGM's networks.
+_NETWORK_PARAMS = (
+    "z1_dim",
+    "z2_dim",
+    "hidden_dim",
+    "n_layers",
+    "dropout",
+    "classifier_sees_inputs",
+    "word_dropout",
+)
+
+
+@dataclass
+class FitResult:
+    """What one fit trained: the model, its history, and how the training ended."""
+
+    module: SDGM
+    module_kwargs: dict
+    history: list[dict]
+    n_epochs: int  # epochs run, all stages together
+    planned: int  # epochs planned, all stages together
+    best_epoch: int  # the epoch whose parameters were kept
+    interrupted: bool  # Ctrl-C
+    predicted: np.ndarray  # the class (position) q(y | x) gives every training row
+
+    def interruption(self, early_stopping: bool) -> str:
+        """What to tell the user when Ctrl-C stopped the training (``interrupted``)."""
+        kept = (
+            f"the parameters of its best epoch ({self.best_epoch})"
+            if early_stopping and self.best_epoch
+            else "the parameters reached when it stopped"
+        )
+        return (
+            f"Training was interrupted after {self.n_epochs} complete epoch(s) of "
+            f"{self.planned}; the estimator is fitted with {kept}. Fit again to "
+            "train it fully."
+        )
+
+
+def fit_sdgm(
+    params: Mapping[str, Any],
+    *,
+    decoder: str,
+    inputs: np.ndarray,
+    targets,
+    y_index: np.ndarray,
+    labelled_mask: np.ndarray,
+    train_pos: np.ndarray,
+    valid_pos: np.ndarray,
+    n_classes: int,
+    seed: int,
+    device: torch.device,
+    previous: tuple[SDGM, dict] | None = None,
+    embedder=None,
+    model_inputs=None,
+    counts=None,
+    name: str = "SDGM",
+) -> FitResult:
+    """Train an SDGM (or, on a warm start, a copy of ``previous``) on every training row.
+
+    Parameters
+    ----------
+    params : mapping
+        The estimator's parameters (``get_params(deep=False)``).
+    decoder : str
+        The resolved decoder.
+    inputs, targets : arrays
+        What the inference network sees and what the decoder reconstructs, one row each.
+    y_index : ndarray
+        The labelled rows' classes, as positions in the classes.
+    labelled_mask : ndarray of bool
+        Which rows are labelled.
+    train_pos, valid_pos : ndarray
+        Positions among the labelled rows trained on and held out for early stopping.
+    n_classes : int
+        Number of classes.
+    seed : int
+        Seeds torch (global random states are left alone) and the batches' order.
+    device : torch.device
+        Where the model trains.
+    previous : (SDGM, dict) or None
+        The previous fit's model and its constructor's arguments, on a warm start.
+    embedder, model_inputs, counts : optional
+        With fine-tuning: the trainable embedder of the documents (fine-tuning epochs
+        train its top layers), the fitted ModelInputs and the documents' counts.
+    name : str
+        The progress bar's label.
+    """
+    labelled = np.flatnonzero(labelled_mask)
+    unlabelled = np.flatnonzero(~labelled_mask)
+    if params["prior"] == "labelled":
+        prior = np.bincount(y_index, minlength=n_classes) / len(y_index)
+    else:
+        prior = np.full(n_classes, 1 / n_classes)
+    log_prior = torch.log(torch.as_tensor(prior, dtype=torch.float32, device=device))
+    if previous is not None:
+        module_kwargs = previous[1]
+    else:
+        module_kwargs = dict(
+            in_dim=inputs.shape[1],
+            target_dim=(
+                model_inputs.sequence_vocabulary_size if decoder == "gru" else targets.shape[1]
+            ),
+            n_classes=n_classes,
+            decoder=decoder,
+            **{key: params[key] for key in _NETWORK_PARAMS},
+        )
+    stages = training_stages(
+        params,
+        embedder is not None,
+        previous is not None,
+        elbo_weight(decoder, targets),
+        module_kwargs["z1_dim"],
+    )
+    tuned_inputs = None
+    if embedder is not None:
+        rest = model_inputs.counts_block(counts) if counts is not None else None
+        tuned_inputs = TunedRows(
+            embedder,
+            model_inputs.mean_,
+            model_inputs.scale_,
+            RowSource(rest, device) if rest is not None else None,
+        ).to(device)
+    target_rows = (TokenRows if decoder == "gru" else RowSource)(targets, device)
+    history = []
+    memory = (
+        f"lower batch_size (now {params['batch_size']}), or the encoder's max_length or "
+        f"fine_tune_layers when fine-tuning"
+    )
+    if decoder == "gru":
+        memory += f", or max_decoder_length (now {params['max_decoder_length']})"
+    planned = sum(config.max_epochs for config in stages)
+    n_epochs, best_epoch, interrupted, tuned = 0, 0, False, False
+    generator = np.random.default_rng(seed)
+    with fork_rng(device, seed), advise_on_memory(f"{memory}; device {device}"):
+        # A warm start trains a copy: the previous model stays whole if this fit fails.
+        module = copy.deepcopy(previous[0]) if previous is not None else SDGM(**module_kwargs)
+        module = module.to(device)
+        progress = progress_bar(planned, params["verbose"], name)
+        try:
+            for config in stages:
+                if interrupted:
+                    break  # Ctrl-C in M1: no M2
+                if config.objective == "m2" and embedder is not None:
+                    # M2 reads z1 through the layers tuned in M1, which stay fixed.
+                    inputs = _tuned_inputs(embedder, model_inputs, counts, inputs.shape[0])
+                    tuned = True
+                stage_epochs, best_epoch, interrupted = train(
+                    module,
+                    RowSource(inputs, device),
+                    target_rows,
+                    labelled[train_pos],
+                    y_index[train_pos],
+                    unlabelled,
+                    labelled[valid_pos],
+                    y_index[valid_pos],
+                    log_prior,
+                    config,
+                    generator,
+                    history,
+                    progress,
+                    tuned_inputs if config.fine_tune_epochs else None,
+                )
+                n_epochs += stage_epochs
+        finally:
+            if progress is not None:
+                progress.close()
+    if embedder is not None and not tuned:
+        # The documents' embeddings through the tuned layers, then the model's inputs.
+        inputs = _tuned_inputs(embedder, model_inputs, counts, inputs.shape[0])
+    n_rows = inputs.shape[0]
+    logits = predict_logits(module, RowSource(inputs, device), np.arange(n_rows), 1024)
+    return FitResult(
+        module=module,
+        module_kwargs=module_kwargs,
+        history=history,
+        n_epochs=n_epochs,
+        planned=planned,
+        best_epoch=best_epoch,
+        interrupted=interrupted,
+        predicted=logits.argmax(1).cpu().numpy(),
+    )
+
+
+def training_stages(
+    params: Mapping[str, Any], fine_tunes: bool, reuse: bool, elbo_weight: float, z1_dim: int
+) -> list[TrainingConfig]:
+    """The settings of each call of the training loop, in order.
+
+    One for joint training; two, M1's then M2's, for ``training="two_stage"``.
+    """
+    fine_tune_epochs = params["fine_tune_epochs"] if fine_tunes else 0
+    warm_up_epochs = 0 if reuse else params["warm_up_epochs"]  # warm-up is for a new model
+    shared = dict(
+        alpha=params["alpha"],
+        batch_size=params["batch_size"],
+        learning_rate=params["learning_rate"],
+        weight_decay=params["weight_decay"],
+        kl_annealing_epochs=params["kl_annealing_epochs"],
+        free_bits=params["free_bits"],
+        n_iter_no_change=params["n_iter_no_change"],
+        fine_tune_learning_rate=params["fine_tune_learning_rate"],
+    )
+    max_epochs = params["max_epochs"]
+    if params["training"] == "joint":
+        return [
+            TrainingConfig(
+                **shared,
+                max_epochs=warm_up_epochs + max_epochs + fine_tune_epochs,
+                warm_up_epochs=warm_up_epochs,
+                elbo_weight=elbo_weight,
+                fine_tune_epochs=fine_tune_epochs,
+            )
+        ]
+    return [
+        TrainingConfig(
+            **shared,
+            max_epochs=max_epochs + fine_tune_epochs,
+            warm_up_epochs=0,
+            elbo_weight=elbo_weight,
+            fine_tune_epochs=fine_tune_epochs,
+            objective="m1",
+        ),
+        TrainingConfig(
+            **shared,
+            max_epochs=warm_up_epochs + max_epochs,
+            warm_up_epochs=warm_up_epochs,
+            elbo_weight=1.0 / z1_dim,  # M2 reconstructs z1
+            objective="m2",
+        ),
+    ]
+
+
+def elbo_weight(decoder: str, targets) -> float:
+    """1 / the size of a row's reconstruction: tokens per document, or features.
+
+    The ELBO grows with the length of documents (or the number of features) while the
+    classifier's cross-entropy does not; dividing the ELBO by that size keeps ``alpha``
+    meaningful across corpora (Kingma et al. instead scale alpha with the data).
+    """
+    if decoder in ("bow", "gru"):
+        lengths = targets.sum(axis=1) if decoder == "bow" else (targets != PAD).sum(axis=1)
+        tokens = float(np.asarray(lengths).mean()) if targets.shape[0] else 1.0
+        return 1.0 / max(tokens, 1.0)
+    return 1.0 / targets.shape[1]
+
+
+def _tuned_inputs(embedder, model_inputs, counts, n_documents: int) -> np.ndarray:
+    """The model's inputs with the documents' embeddings through the tuned layers."""
+    features = embedder.embeddings(np.arange(n_documents))
+    return model_inputs.transform(features, counts)[0]
