@@ -375,7 +375,7 @@ class SemiSupervisedVAEClassifier(
             warnings.warn(
                 "No unlabelled rows (marked -1) in y: training on labelled rows alone.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=4,  # _fit, fit, sklearn's _fit_context wrapper, the caller
             )
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -430,7 +430,7 @@ class SemiSupervisedVAEClassifier(
         transduction = classes[fitted.predicted]
         transduction[labelled_mask] = classes[y_index]
         if fitted.interrupted:
-            warnings.warn(fitted.interruption(self.early_stopping), UserWarning, stacklevel=3)
+            warnings.warn(fitted.interruption(self.early_stopping), UserWarning, stacklevel=4)
         # The fit succeeded: only now does the estimator change.
         self.encoder_ = encoder
         self.inputs_ = model_inputs

@@ -202,8 +202,9 @@ def test_ctrl_c_leaves_a_usable_estimator_with_a_warning(blobs, monkeypatch):
 
     monkeypatch.setattr(_training, "show_progress", interrupt_at_epoch_3)
     clf = SemiSupervisedVAEClassifier(**FAST)
-    with pytest.warns(UserWarning, match="interrupted after 3 complete epoch"):
+    with pytest.warns(UserWarning, match="interrupted after 3 complete epoch") as caught:
         clf.fit(X, y_partial)
+    assert caught[0].filename == __file__  # the warning points at the caller's fit
     assert clf.n_iter_ == 3 and len(clf.history_) == 3
     proba = clf.predict_proba(X)
     assert np.isfinite(proba).all() and clf.transduction_.shape == y.shape
@@ -266,8 +267,9 @@ def test_a_failed_fit_leaves_the_estimator_as_it_was(blobs):
 
 def test_no_unlabelled_rows_warns(blobs):
     X, y, _ = blobs
-    with pytest.warns(UserWarning, match="No unlabelled rows"):
+    with pytest.warns(UserWarning, match="No unlabelled rows") as caught:
         SemiSupervisedVAEClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    assert caught[0].filename == __file__  # the warning points at the caller's fit
 
 
 def test_early_stopping_keeps_best_epoch(blobs):
