@@ -1,4 +1,8 @@
-"""Documents as a numeric matrix, for meta-estimators that accept numbers only.
+"""Documents as estimators take them: checked as a list of str, or encoded as numbers.
+
+:func:`check_documents` turns what an estimator is given as ``X`` (a list, tuple, 1-D
+array or pandas Series of str, or a matrix made by :func:`documents_as_array`) into a list
+of str, or raises an error that says what to change.
 
 scikit-learn's :class:`~sklearn.semi_supervised.SelfTrainingClassifier` validates ``X`` as a
 numeric (possibly sparse) matrix before it hands rows to its estimator, so a list of
@@ -15,6 +19,7 @@ and float64 too, so a meta-estimator that casts the matrix loses nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Set
 from numbers import Integral
 
 import numpy as np
@@ -81,8 +86,6 @@ def documents_as_array(documents, *, n_columns=None):
     >>> documents_as_array(["Hi"], n_columns=4).toarray()
     array([[ -3,  72, 105,   0]], dtype=int32)
     """
-    from ._validation import check_documents  # it decodes matrices with this module
-
     documents = check_documents(documents)
     codes = [np.frombuffer(d.encode("utf-32-le", "surrogatepass"), dtype="<u4") for d in documents]
     lengths = np.array([len(c) for c in codes], dtype=np.int64)
@@ -145,6 +148,63 @@ def documents_from_array(X) -> list[str]:
             "on every row."
         )
     return documents
+
+
+def check_documents(X, *, min_documents: int = 0) -> list[str]:
+    """Return ``X`` as a list of str, or raise an error that says what to change.
+
+    A matrix made by :func:`~skdgm.documents_as_array` (sparse, or rows of it, densified)
+    is decoded into its documents.
+    """
+    if isinstance(X, str):
+        raise TypeError(
+            "X must be a list of documents, got a single string; wrap it in a list: [X]."
+        )
+    if isinstance(X, (bytes, bytearray)):
+        raise TypeError(
+            "X must be a list of documents (str), got bytes; decode it first, e.g. "
+            "[X.decode('utf-8')]."
+        )
+    if hasattr(X, "columns"):
+        raise TypeError(
+            "X must be a 1-D list of documents, got a DataFrame; pass one column, e.g. X['text']."
+        )
+    if isinstance(X, (Mapping, Set)):
+        raise TypeError(
+            f"X must be a list of documents, got a {type(X).__name__}, which has no order "
+            "of rows; pass a list."
+        )
+    if getattr(X, "ndim", 1) != 1:
+        documents = decode_documents(X)  # a matrix made by skdgm.documents_as_array
+        numeric = getattr(X, "dtype", np.dtype(object)).kind in "iufb"
+        if documents is None and numeric:
+            raise ValueError(
+                f"X must be a 1-D list of documents, got a numeric matrix of shape "
+                f"{X.shape}. Pass the documents themselves, or documents encoded by "
+                "skdgm.documents_as_array (whose column 0 holds negative length markers) "
+                "where a meta-estimator needs numbers."
+            )
+        if documents is None:
+            raise ValueError(
+                f"X must be a 1-D list of documents, got an array of shape {X.shape}; select "
+                "the text column as a 1-D array (e.g. X[:, 0] or df['text'])."
+            )
+    else:
+        if not isinstance(X, Iterable):
+            raise TypeError(f"X must be a list of documents (str), got {type(X).__name__}.")
+        documents = list(X)
+        for index, document in enumerate(documents):
+            if not isinstance(document, str):
+                raise TypeError(
+                    f"Every document must be a str, but X[{index}] is a "
+                    f"{type(document).__name__} ({document!r:.40}). Convert the documents to "
+                    "str and replace missing ones (None, NaN) with ''."
+                )
+    if len(documents) < min_documents:
+        raise ValueError(
+            f"X holds {len(documents)} documents; at least {min_documents} is needed."
+        )
+    return [str(document) for document in documents]  # np.str_ -> str
 
 
 def decode_documents(X) -> list[str] | None:

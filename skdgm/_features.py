@@ -12,8 +12,9 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import validate_data
 
+from ._documents import check_documents
 from ._preprocessing import ModelInputs
-from ._validation import check_count_matrix, check_documents, check_labels_length, refuse_text
+from ._validation import check_count_matrix, check_labels_length, refuse_text
 
 
 def check_fit_input(estimator, X, y):

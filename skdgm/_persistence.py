@@ -15,10 +15,13 @@ Loading parses JSON and safetensors only: it never unpickles and never imports a
 read from the folder. The pretrained encoder is referenced by its ``model_name``, not
 copied; only the layers tuned by a fit are stored.
 
-The estimators take part through two private methods: ``_fitted_state()`` returns
+The estimators take part by deriving from :class:`PersistenceMixin`, which puts their
+class on the allow-list, and through two private methods: ``_fitted_state()`` returns
 ``(values, tensors)`` (JSON-able values, fitted estimators and 1-D arrays; named torch
 tensors or numpy arrays), and ``_restore_fitted_state(values, tensors, device)`` sets
-the fitted attributes of a new instance from them.
+the fitted attributes of a new instance from them. The estimator record of ``skdgm.json``
+(the allow-list, and values as JSON) is in ``_estimator_records.py``; this module holds
+the folder, its two files and their checks.
 """
 
 from __future__ import annotations
@@ -30,10 +33,17 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _is_out_of_memory
+from ._estimator_records import (
+    MANIFEST,
+    TENSORS,
+    _class_name,
+    _DamagedSave,
+    _estimator_record,
+    _rebuild,
+    register,
+)
 
 __all__ = ["FORMAT_VERSION", "PersistenceMixin", "load", "save"]
 
@@ -41,36 +51,7 @@ __all__ = ["FORMAT_VERSION", "PersistenceMixin", "load", "save"]
 #: a folder written before could be misread; :func:`load` refuses other versions.
 FORMAT_VERSION = 1
 READABLE_FORMAT_VERSIONS = (1,)
-MANIFEST = "skdgm.json"
-TENSORS = "tensors.safetensors"
 _FORMAT = "skdgm-estimator"
-#: Keys that mark a JSON object as an encoded value rather than a plain dict.
-_TAGS = ("__estimator__", "__ndarray__", "__tuple__", "__path__", "__random_state__")
-#: Why an estimator of the package cannot be saved without pickle.
-_UNSUPPORTED = {
-    "SetFitClassifier": (
-        "SetFit stores its logistic-regression head with pickle (joblib), and its body is "
-        "a whole fine-tuned sentence-transformers model"
-    ),
-}
-
-
-class _DamagedSave(ValueError):
-    """A saved folder whose files do not describe a model that can be rebuilt."""
-
-
-def _allowed_classes() -> dict:
-    """The only classes :func:`load` rebuilds, by the name written in ``skdgm.json``."""
-    from ._classifier import SemiSupervisedVAEClassifier
-    from ._transformer_classifier import TransformerClassifier
-    from .encoders import NXVAE, MultilingualEncoder
-
-    return {
-        "skdgm.SemiSupervisedVAEClassifier": SemiSupervisedVAEClassifier,
-        "skdgm.TransformerClassifier": TransformerClassifier,
-        "skdgm.encoders.MultilingualEncoder": MultilingualEncoder,
-        "skdgm.encoders.NXVAE": NXVAE,
-    }
 
 
 # --------------------------------------------------------------------------- saving
@@ -199,103 +180,6 @@ def _tensor_bytes(tensors: dict) -> bytes:
         # A CPU copy of its own: no device, no memory shared with another tensor.
         plain[name] = value.detach().to("cpu", copy=True).contiguous()
     return save_tensors(plain)
-
-
-def _class_name(estimator, where: str) -> str:
-    """The allow-listed name of ``estimator``'s class, or a TypeError saying what to do."""
-    for name, cls in _allowed_classes().items():
-        if type(estimator) is cls:
-            return name
-    kind = type(estimator).__name__
-    reason = _UNSUPPORTED.get(kind, "skdgm.save stores only " + ", ".join(
-        name.rsplit(".", 1)[-1] for name in _allowed_classes()
-    ))
-    raise TypeError(
-        f"skdgm.save cannot store {where}, a {kind}, without pickle: {reason}. Pickle the "
-        "estimator instead (pickle or joblib.dump; load only pickles you trust)."
-    )
-
-
-def _estimator_record(estimator, where: str, tensors: dict | None, prefix: str) -> dict:
-    """``{"class", "params", "fitted"}``; the fitted state only when ``tensors`` is given."""
-    record = {
-        "class": _class_name(estimator, where),
-        "params": _to_json(estimator.get_params(deep=False), f"{where}.params", None, ""),
-        "fitted": None,
-    }
-    if tensors is not None:
-        values, own = estimator._fitted_state()
-        for name, tensor in own.items():
-            if prefix + name in tensors:
-                raise RuntimeError(f"two tensors named {prefix + name!r}")
-            tensors[prefix + name] = tensor
-        record["fitted"] = _to_json(values, f"{where}.fitted", tensors, prefix)
-    return record
-
-
-def _is_fitted(estimator) -> bool:
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    return True
-
-
-def _to_json(value, where: str, tensors: dict | None, prefix: str):
-    """``value`` as JSON data. Estimators nested in fitted values are stored fitted, their
-    tensors named ``prefix`` + their key + "."; those in parameters only by parameters."""
-    if value is None or isinstance(value, (bool, str, int, float)):
-        return value
-    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return {"__path__": os.fspath(value)}
-    if isinstance(value, BaseEstimator):
-        fitted = tensors is not None and _is_fitted(value)
-        return {
-            "__estimator__": _estimator_record(value, where, tensors if fitted else None, prefix)
-        }
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": _array_to_json(value, where)}
-    if isinstance(value, np.random.RandomState):
-        _, keys, position, has_gauss, cached_gaussian = value.get_state()
-        return {
-            "__random_state__": {
-                "keys": keys.tolist(),
-                "pos": int(position),
-                "has_gauss": int(has_gauss),
-                "cached_gaussian": float(cached_gaussian),
-            }
-        }
-    if isinstance(value, (list, tuple)):
-        items = [
-            _to_json(item, f"{where}[{i}]", tensors, f"{prefix}{i}.")
-            for i, item in enumerate(value)
-        ]
-        return {"__tuple__": items} if isinstance(value, tuple) else items
-    if isinstance(value, dict):
-        bad = [key for key in value if not isinstance(key, str) or key in _TAGS]
-        if not bad:
-            return {
-                key: _to_json(item, f"{where}.{key}", tensors, f"{prefix}{key}.")
-                for key, item in value.items()
-            }
-    raise TypeError(
-        f"skdgm.save cannot store {where} = {type(value).__name__} ({value!r:.60}) without "
-        "pickle. Use plain values (numbers, strings, lists), or pickle the estimator instead "
-        "(pickle or joblib.dump; load only pickles you trust)."
-    )
-
-
-def _array_to_json(array: np.ndarray, where: str) -> dict:
-    if array.ndim != 1 or array.dtype.kind not in "biufUO":
-        raise TypeError(f"{where}: only 1-D arrays of numbers or strings go into JSON")
-    values = array.tolist()
-    if array.dtype.kind == "O":
-        values = [v.item() if isinstance(v, np.generic) else v for v in values]
-        if not all(isinstance(v, (str, int, float)) for v in values):
-            raise TypeError(f"{where}: an object array of other values than str and numbers")
-    return {"dtype": str(array.dtype), "values": values}
 
 
 # -------------------------------------------------------------------------- loading
@@ -446,111 +330,6 @@ def _read_tensors(path: Path, manifest: dict, manifest_path: Path) -> dict:
         ) from None
 
 
-def _rebuild(record, where: str, tensors: dict | None, prefix: str, device):
-    """An estimator from its record; fitted from ``tensors`` when the record says so."""
-    if not isinstance(record, dict) or not isinstance(record.get("params"), dict):
-        raise _DamagedSave(f"{MANIFEST}: {where} is not an estimator record")
-    cls = _allowed_classes().get(record.get("class"))
-    if cls is None:
-        raise _DamagedSave(
-            f"{MANIFEST}: {where} names the class {record.get('class')!r}, which skdgm.load "
-            f"does not rebuild (only {', '.join(_allowed_classes())})"
-        )
-    params = _from_json(record["params"], f"{where}.params", None, "", device)
-    unknown = sorted(set(params) - set(cls._get_param_names()))
-    if unknown:
-        raise _DamagedSave(
-            f"{MANIFEST}: {where} gives {cls.__name__} parameters it does not have: "
-            f"{unknown} (a folder written by a later skdgm? load it with that version)"
-        )
-    estimator = cls(**params)
-    try:
-        estimator._validate_params()
-    except ValueError as exc:  # InvalidParameterError
-        raise _DamagedSave(f"{MANIFEST}: {where}.params: {exc}") from None
-    fitted = record.get("fitted")
-    if fitted is None:
-        return estimator
-    if tensors is None:
-        raise _DamagedSave(f"{MANIFEST}: {where} is a parameter and cannot be fitted")
-    values = _from_json(fitted, f"{where}.fitted", tensors, prefix, device)
-    if not isinstance(values, dict):
-        raise _DamagedSave(f"{MANIFEST}: {where}.fitted is not an object")
-    own = {name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)}
-    try:
-        estimator._restore_fitted_state(values, own, device)
-    except _DamagedSave:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
-        if _is_out_of_memory(exc):
-            raise
-        raise _DamagedSave(
-            f"the fitted state of {cls.__name__} ({where}) in {MANIFEST} and {TENSORS} is "
-            f"incomplete or inconsistent ({type(exc).__name__}: {exc})"
-        ) from exc
-    return estimator
-
-
-def _from_json(value, where: str, tensors: dict | None, prefix: str, device):
-    """The inverse of :func:`_to_json`."""
-    if isinstance(value, list):
-        return [
-            _from_json(item, f"{where}[{i}]", tensors, f"{prefix}{i}.", device)
-            for i, item in enumerate(value)
-        ]
-    if not isinstance(value, dict):
-        return value
-    tags = [key for key in _TAGS if key in value]
-    if not tags:
-        return {
-            key: _from_json(item, f"{where}.{key}", tensors, f"{prefix}{key}.", device)
-            for key, item in value.items()
-        }
-    content = value[tags[0]]
-    if len(value) != 1:
-        raise _DamagedSave(f"{MANIFEST}: {where} mixes {tags[0]} with other keys")
-    if tags[0] == "__estimator__":
-        return _rebuild(content, where, tensors, prefix, device)
-    if tags[0] == "__tuple__" and isinstance(content, list):
-        return tuple(_from_json(content, where, tensors, prefix, device))
-    if tags[0] == "__path__" and isinstance(content, str):
-        return Path(content)
-    if tags[0] == "__ndarray__":
-        return _array_from_json(content, where)
-    if tags[0] == "__random_state__":
-        return _random_state_from_json(content, where)
-    raise _DamagedSave(f"{MANIFEST}: {where} is not a valid {tags[0]}")
-
-
-def _array_from_json(content, where: str) -> np.ndarray:
-    try:
-        dtype = np.dtype(content["dtype"])
-        values = content["values"]
-        if dtype.kind not in "biufUO" or not isinstance(values, list):
-            raise ValueError
-        if any(not isinstance(v, (str, int, float)) for v in values):
-            raise ValueError
-        if dtype.kind == "O":
-            array = np.empty(len(values), dtype=object)
-            array[:] = values
-            return array
-        return np.array(values, dtype=dtype)
-    except (KeyError, TypeError, ValueError, OverflowError):
-        raise _DamagedSave(f"{MANIFEST}: {where} is not a valid 1-D array") from None
-
-
-def _random_state_from_json(content, where: str) -> np.random.RandomState:
-    try:
-        keys = np.array(content["keys"], dtype=np.uint32)
-        state = ("MT19937", keys, int(content["pos"]), int(content["has_gauss"]),
-                 float(content["cached_gaussian"]))
-        random_state = np.random.RandomState()
-        random_state.set_state(state)
-    except (KeyError, TypeError, ValueError, OverflowError):
-        raise _DamagedSave(f"{MANIFEST}: {where} is not a valid random state") from None
-    return random_state
-
-
 # ------------------------------------------------- helpers of the estimators' hooks
 def load_module_state(module, tensors: dict, prefix: str) -> None:
     """Load ``tensors[prefix + name]`` into ``module`` after checking names, shapes and dtypes.
@@ -563,8 +342,11 @@ def load_module_state(module, tensors: dict, prefix: str) -> None:
     missing = [prefix + name for name in expected if name not in given]
     unexpected = [prefix + name for name in given if name not in expected]
     if missing or unexpected:
-        parts = [f"{label} {names[:5]}" for label, names in
-                 (("missing", missing), ("unexpected", unexpected)) if names]
+        parts = [
+            f"{label} {names[:5]}"
+            for label, names in (("missing", missing), ("unexpected", unexpected))
+            if names
+        ]
         raise _DamagedSave(
             f"{TENSORS} does not hold the tensors of the model that {MANIFEST} describes: "
             + "; ".join(parts)
@@ -597,7 +379,15 @@ def fitted_device(saved: str, device) -> str:
 
 
 class PersistenceMixin:
-    """``save`` and ``load`` methods around :func:`skdgm.save` and :func:`skdgm.load`."""
+    """``save`` and ``load`` methods around :func:`skdgm.save` and :func:`skdgm.load`.
+
+    The estimators of the skdgm package that derive from it, and that their package
+    exports, are the classes that :func:`skdgm.load` rebuilds.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        register(cls)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save the fitted estimator to a folder, as JSON and safetensors (no pickle).

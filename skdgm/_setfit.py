@@ -20,7 +20,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_documents, check_semi_supervised_labels
+from ._documents import check_documents
+from ._validation import check_semi_supervised_labels
 
 __all__ = ["SetFitClassifier", "setfit_available"]
 

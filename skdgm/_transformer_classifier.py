@@ -7,9 +7,6 @@ labelled documents alone. Wrapped by :class:`~sklearn.semi_supervised.SelfTraini
 
 from __future__ import annotations
 
-import copy
-import math
-import time
 import warnings
 from numbers import Integral, Real
 
@@ -19,29 +16,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import LabelledScoreMixin, advise_on_memory, progress_bar, show_progress
+from ._base import LabelledScoreMixin, advise_on_memory
+from ._documents import check_documents
 from ._persistence import PersistenceMixin
-from ._validation import (
-    check_documents,
-    check_labels_length,
-    check_semi_supervised_labels,
-    validation_split,
-)
+from ._validation import check_labels_length, check_semi_supervised_labels, validation_split
 
 __all__ = ["TransformerClassifier"]
 
 #: What an encoder needs besides fit/transform to be fine-tuned (see encoders/_tuning.py).
 _TUNING_METHODS = ("_token_states", "_tunable_top", "_with_tuned_top")
-#: Share of the optimisation steps over which the learning rates rise linearly from 0.
-_WARM_UP_FRACTION = 0.1
-#: Cap on the gradient norm of all trained weights (as in BERT fine-tuning).
-_MAX_GRAD_NORM = 1.0
-#: Optimisation steps that ``max_epochs="auto"`` gives at least: with 16 labels in
-#: batches of 16, 20 epochs are 20 steps, and the head was left nearly untrained (.52-.58
-#: accuracy on the bundled English pages, against .71-.73 with 100 steps).
-_MIN_STEPS = 100
-#: Rows per forward pass of the head at prediction time.
-_PREDICT_BATCH = 1024
 
 
 class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixin, BaseEstimator):
@@ -230,6 +213,7 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
             The fitted classifier.
         """
         from ._device import fork_rng, resolve_device
+        from ._transformer_training import new_head, train_epochs
         from .encoders._tuning import DocumentEmbedder
 
         docs = check_documents(X, min_documents=2)
@@ -274,11 +258,12 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
                 f"max_length; device {device}"
             )
             with fork_rng(device, seed), advise_on_memory(memory):
-                head = _new_head(**head_kwargs)
+                head = new_head(**head_kwargs)
                 if reuse:
                     head.load_state_dict(self.head_.state_dict())
                 head.to(device)
-                n_epochs, best_epoch, interrupted = self._train(
+                n_epochs, best_epoch, interrupted = train_epochs(
+                    self,
                     embedder,
                     head,
                     y_index,
@@ -344,125 +329,17 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
             )
         return int(self.fine_tune_layers)
 
-    def _train(self, embedder, head, y_index, train_pos, valid_pos, generator, history):
-        """Run the epochs; restore the best weights.
-
-        Returns (epochs completed, best epoch or 0, whether Ctrl-C stopped training).
-        """
-        import torch
-        from torch.nn import functional as F
-
-        from ._sdgm._training import TrainingDiverged
-
-        device = next(head.parameters()).device
-        y_all = torch.as_tensor(y_index, device=device)
-        n_train, batch_size = len(train_pos), self.batch_size
-        steps_per_epoch = math.ceil(n_train / batch_size)
-        max_epochs = self.max_epochs
-        if max_epochs == "auto":  # enough epochs for _MIN_STEPS steps, and at least 20
-            max_epochs = max(20, math.ceil(_MIN_STEPS / steps_per_epoch))
-        n_steps = steps_per_epoch * max_epochs
-        optimizer, schedule, parameters = self._optimizer(embedder.top, head, n_steps)
-        progress = progress_bar(max_epochs, self.verbose, type(self).__name__)
-        best_score, best_state, best_epoch, since_best = None, None, 0, 0
-        interrupted = False
-        try:
-            for epoch in range(1, max_epochs + 1):
-                start = time.perf_counter()
-                embedder.train()
-                head.train()
-                order = train_pos[generator.permutation(n_train)]
-                loss_sum, correct = 0.0, 0
-                for begin in range(0, n_train, batch_size):
-                    rows = order[begin : begin + batch_size]
-                    targets = y_all[rows]
-                    logits = head(embedder(rows))
-                    loss = F.cross_entropy(logits, targets)
-                    if not torch.isfinite(loss):
-                        raise TrainingDiverged(
-                            epoch,
-                            {"cross-entropy": loss.item()},
-                            "Lower learning_rate or head_learning_rate.",
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(parameters, _MAX_GRAD_NORM)
-                    optimizer.step()
-                    schedule.step()
-                    loss_sum += float(loss.detach()) * len(rows)
-                    correct += int((logits.argmax(1) == targets).sum())
-                record = {
-                    "epoch": epoch,
-                    "loss": loss_sum / n_train,
-                    "train_accuracy": correct / n_train,
-                }
-                if len(valid_pos):
-                    accuracy, valid_loss = _evaluate(embedder, head, valid_pos, y_index[valid_pos])
-                    record.update(valid_accuracy=accuracy, valid_loss=valid_loss)
-                record["duration"] = time.perf_counter() - start
-                history.append(record)
-                show_progress(progress, record)
-                if not len(valid_pos):
-                    continue
-                score = (record["valid_accuracy"], -record["valid_loss"])
-                if best_score is None or score > best_score:
-                    best_score, best_epoch, since_best = score, epoch, 0
-                    best_state = [
-                        copy.deepcopy(embedder.top.state_dict()),
-                        copy.deepcopy(head.state_dict()),
-                    ]
-                else:
-                    since_best += 1
-                    if since_best >= self.n_iter_no_change:
-                        break
-        except KeyboardInterrupt:
-            # Ctrl-C: keep what has been trained (the best epoch with validation rows).
-            interrupted = True
-        finally:
-            if progress is not None:
-                progress.close()
-        if best_state is not None:
-            embedder.top.load_state_dict(best_state[0])
-            head.load_state_dict(best_state[1])
-        return len(history), best_epoch, interrupted
-
-    def _optimizer(self, top, head, n_steps: int):
-        """AdamW over the top layers and the head; linear warm-up, then linear decay to 0."""
-        import torch
-
-        groups, parameters = [], []
-        for module, learning_rate in ((top, self.learning_rate), (head, self.head_learning_rate)):
-            trained = [p for p in module.parameters() if p.requires_grad]
-            parameters += trained
-            for decayed in (True, False):
-                chosen = [p for p in trained if (p.ndim >= 2) == decayed]
-                if chosen:
-                    groups.append(
-                        {
-                            "params": chosen,
-                            "lr": learning_rate,
-                            "weight_decay": self.weight_decay if decayed else 0.0,
-                        }
-                    )
-        optimizer = torch.optim.AdamW(groups)
-        warm_up = int(_WARM_UP_FRACTION * n_steps)
-
-        def factor(step: int) -> float:  # the multiplier of the (step + 1)-th update
-            rising, falling = (step + 1) / (warm_up + 1), (n_steps - step) / (n_steps - warm_up)
-            return max(0.0, min(rising, falling))
-
-        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor), parameters
-
     # --------------------------------------------------------------- prediction
     def _logits(self, X):
         """Float64 logits (CPU tensor) of the head on the tuned embeddings of ``X``."""
         from ._device import resolve_device
+        from ._transformer_training import head_logits
 
         check_is_fitted(self)
         documents = check_documents(X, min_documents=1)
         features = np.asarray(self.encoder_.transform(documents), dtype=np.float32)
         self.head_.to(resolve_device(self.device_))
-        return _head_logits(self.head_, features)
+        return head_logits(self.head_, features)
 
     def predict_log_proba(self, X):
         """Log of the class probabilities.
@@ -533,7 +410,9 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
     def __setstate__(self, state):
         head_state = state.get("head_")
         if isinstance(head_state, dict):
-            head = _new_head(**state["_head_kwargs"])
+            from ._transformer_training import new_head
+
+            head = new_head(**state["_head_kwargs"])
             head.load_state_dict(head_state)
             state["head_"] = head.eval()
             if str(state.get("device_", "cpu")).startswith("cuda"):
@@ -562,8 +441,9 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
         """Set the fitted attributes from :meth:`_fitted_state`'s output (:func:`skdgm.load`)."""
         from ._device import resolve_device
         from ._persistence import fitted_device, load_module_state
+        from ._transformer_training import new_head
 
-        head = _new_head(**values["head_kwargs"])
+        head = new_head(**values["head_kwargs"])
         load_module_state(head, tensors, "head.")
         self.device_ = fitted_device(values["device_"], device)
         self.classes_ = np.asarray(values["classes_"])
@@ -575,41 +455,3 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
         self.n_iter_ = values["n_iter_"]
         if "best_epoch_" in values:
             self.best_epoch_ = values["best_epoch_"]
-
-
-def _new_head(hidden_size: int, n_classes: int, dropout: float):
-    """LayerNorm -> Dropout -> Linear: the LayerNorm makes the head blind to the scale of
-    the embeddings (unit-norm ones included)."""
-    from torch import nn
-
-    return nn.Sequential(
-        nn.LayerNorm(hidden_size), nn.Dropout(dropout), nn.Linear(hidden_size, n_classes)
-    )
-
-
-def _head_logits(head, features: np.ndarray):
-    """The head's logits on ``features`` (evaluation mode), as a float64 CPU tensor."""
-    import torch
-
-    from ._sdgm._training import evaluating
-
-    device = next(head.parameters()).device
-    chunks = []
-    with evaluating(head), torch.inference_mode():
-        for start in range(0, len(features), _PREDICT_BATCH):
-            batch = torch.as_tensor(features[start : start + _PREDICT_BATCH], device=device)
-            chunks.append(head(batch).double().cpu())
-    if not chunks:
-        return torch.zeros((0, head[-1].out_features), dtype=torch.float64)
-    return torch.cat(chunks)
-
-
-def _evaluate(embedder, head, rows, y_index):
-    """Accuracy and mean cross-entropy of the stored documents ``rows`` (evaluation mode)."""
-    import torch
-    from torch.nn import functional as F
-
-    logits = _head_logits(head, embedder.embeddings(rows))
-    targets = torch.as_tensor(y_index, dtype=torch.long)
-    accuracy = float((logits.argmax(1) == targets).double().mean())
-    return accuracy, float(F.cross_entropy(logits, targets))

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
-
 import numpy as np
 import scipy.sparse as sp
-
-from ._documents import decode_documents
 
 
 def unlabelled_mask(y: np.ndarray) -> np.ndarray:
@@ -118,63 +114,6 @@ def check_count_matrix(X):
             "non-integer values. Pass raw counts rather than TF-IDF, or use decoder='gaussian'."
         )
     return X
-
-
-def check_documents(X, *, min_documents: int = 0) -> list[str]:
-    """Return ``X`` as a list of str, or raise an error that says what to change.
-
-    A matrix made by :func:`~skdgm.documents_as_array` (sparse, or rows of it, densified)
-    is decoded into its documents.
-    """
-    if isinstance(X, str):
-        raise TypeError(
-            "X must be a list of documents, got a single string; wrap it in a list: [X]."
-        )
-    if isinstance(X, (bytes, bytearray)):
-        raise TypeError(
-            "X must be a list of documents (str), got bytes; decode it first, e.g. "
-            "[X.decode('utf-8')]."
-        )
-    if hasattr(X, "columns"):
-        raise TypeError(
-            "X must be a 1-D list of documents, got a DataFrame; pass one column, e.g. X['text']."
-        )
-    if isinstance(X, (Mapping, Set)):
-        raise TypeError(
-            f"X must be a list of documents, got a {type(X).__name__}, which has no order "
-            "of rows; pass a list."
-        )
-    if getattr(X, "ndim", 1) != 1:
-        documents = decode_documents(X)  # a matrix made by skdgm.documents_as_array
-        numeric = getattr(X, "dtype", np.dtype(object)).kind in "iufb"
-        if documents is None and numeric:
-            raise ValueError(
-                f"X must be a 1-D list of documents, got a numeric matrix of shape "
-                f"{X.shape}. Pass the documents themselves, or documents encoded by "
-                "skdgm.documents_as_array (whose column 0 holds negative length markers) "
-                "where a meta-estimator needs numbers."
-            )
-        if documents is None:
-            raise ValueError(
-                f"X must be a 1-D list of documents, got an array of shape {X.shape}; select "
-                "the text column as a 1-D array (e.g. X[:, 0] or df['text'])."
-            )
-    else:
-        if not isinstance(X, Iterable):
-            raise TypeError(f"X must be a list of documents (str), got {type(X).__name__}.")
-        documents = list(X)
-        for index, document in enumerate(documents):
-            if not isinstance(document, str):
-                raise TypeError(
-                    f"Every document must be a str, but X[{index}] is a "
-                    f"{type(document).__name__} ({document!r:.40}). Convert the documents to "
-                    "str and replace missing ones (None, NaN) with ''."
-                )
-    if len(documents) < min_documents:
-        raise ValueError(
-            f"X holds {len(documents)} documents; at least {min_documents} is needed."
-        )
-    return [str(document) for document in documents]  # np.str_ -> str
 
 
 def refuse_text(X, estimator_name: str) -> None:

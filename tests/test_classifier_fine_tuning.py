@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV
 
 from skdgm import SemiSupervisedVAEClassifier
 from skdgm.datasets import load_libreoffice_help
-from skdgm.encoders import MultilingualEncoder, _multilingual
+from skdgm.encoders import MultilingualEncoder, _loading
 
 FAST = dict(
     max_epochs=3,
@@ -30,9 +30,9 @@ FAST = dict(
 
 @pytest.fixture(autouse=True)
 def _fresh_models():
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
     yield
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_top_layers_train_and_lower_ones_do_not(tiny_wordpiece_model, documents)
     assert len(changed) >= len(before_top) // 2, changed
     # The pretrained model (lower layer, embeddings, top) is untouched by training.
     fresh = MultilingualEncoder(tiny_wordpiece_model).fit(docs)
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
     reloaded = MultilingualEncoder(tiny_wordpiece_model).fit(docs)._model
     for name, value in reloaded.state_dict().items():
         assert torch.equal(value, pretrained.state_dict()[name]), name

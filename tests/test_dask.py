@@ -47,15 +47,20 @@ def test_grid_search_on_dask_embeds_each_document_once(tiny_wordpiece_model, tmp
     assert len(written) == len(set(docs))
 
     clf = SemiSupervisedVAEClassifier(
-        encoder, max_epochs=3, hidden_dim=16, z1_dim=4, z2_dim=2, vocabulary_size=30,
+        encoder,
+        max_epochs=3,
+        hidden_dim=16,
+        z1_dim=4,
+        z2_dim=2,
+        vocabulary_size=30,
         random_state=0,
     )
     search = GridSearchCV(clf, {"alpha": [1.0, 10.0], "z1_dim": [2, 4]}, cv=2)
 
     def documents_in_memory() -> set:  # sent by value: the workers need not import tests
-        from skdgm.encoders import _multilingual
+        from skdgm.encoders import _cache
 
-        return {d for vectors in _multilingual._EMBEDDING_CACHE.values() for d in vectors}
+        return {d for vectors in _cache._EMBEDDING_CACHE.values() for d in vectors}
 
     # Worker processes, as on a real cluster: each has its own in-memory cache, so the
     # disk is what they share (threads would share this process's memory cache).

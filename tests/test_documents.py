@@ -12,8 +12,7 @@ from sklearn.utils import _safe_indexing, check_array, safe_mask
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skdgm import SemiSupervisedVAEClassifier, documents_as_array, documents_from_array
-from skdgm._documents import MAX_DOCUMENT_LENGTH, decode_documents
-from skdgm._validation import check_documents
+from skdgm._documents import MAX_DOCUMENT_LENGTH, check_documents, decode_documents
 from skdgm.encoders import MultilingualEncoder
 
 HARD = [

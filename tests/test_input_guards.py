@@ -166,7 +166,7 @@ def test_bad_input_gets_the_documented_error(tiny_wordpiece_model, row, kind, ac
 @pytest.mark.parametrize("kind", ["S", "N", "T", "E"])
 def test_running_out_of_memory_says_what_to_lower(tiny_wordpiece_model, kind, monkeypatch):
     import skdgm._sdgm._training as training
-    import skdgm._transformer_classifier as transformer
+    import skdgm._transformer_training as transformer_training
     from skdgm.encoders import _multilingual, clear_embedding_cache
 
     def out_of_memory(*args, **kwargs):
@@ -176,7 +176,7 @@ def test_running_out_of_memory_says_what_to_lower(tiny_wordpiece_model, kind, mo
     if kind == "E":
         monkeypatch.setattr(_multilingual.MultilingualEncoder, "_embed_documents", out_of_memory)
     elif kind == "T":
-        monkeypatch.setattr(transformer.TransformerClassifier, "_train", out_of_memory)
+        monkeypatch.setattr(transformer_training, "train_epochs", out_of_memory)
     else:
         monkeypatch.setattr(training, "forward_terms", out_of_memory)
     estimator = _make(kind, tiny_wordpiece_model)

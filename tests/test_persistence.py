@@ -21,7 +21,7 @@ from sklearn.exceptions import NotFittedError
 
 import skdgm
 from skdgm import SemiSupervisedVAEClassifier, TransformerClassifier
-from skdgm.encoders import MultilingualEncoder, _multilingual, clear_embedding_cache
+from skdgm.encoders import MultilingualEncoder, _loading, clear_embedding_cache
 
 FAST = dict(max_epochs=4, hidden_dim=16, z1_dim=4, z2_dim=2, random_state=0)
 TEXT = dict(FAST, vocabulary_size=50)
@@ -46,7 +46,7 @@ def _one_thread():
 def _forget_models():
     """Drop the embeddings and models held by the process: the next encoder computes anew."""
     clear_embedding_cache()
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +349,35 @@ def test_save_refuses_what_it_cannot_store_without_pickle(fitted, tmp_path):
     with pytest.raises(TypeError, match="random_state = Generator.*without pickle"):
         skdgm.save(numeric, tmp_path / "generator")
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_the_allow_list_is_the_package_estimators_after_import_skdgm(fitted, tmp_path):
+    """``PersistenceMixin`` fills the allow-list as skdgm's estimators are defined: in a fresh
+    interpreter, ``import skdgm`` is enough for ``skdgm.load``; subclasses are never on it."""
+    import subprocess
+    import sys
+
+    from skdgm._estimator_records import _allowed_classes
+
+    class Custom(SemiSupervisedVAEClassifier):
+        pass
+
+    allowed = [
+        "skdgm.SemiSupervisedVAEClassifier",
+        "skdgm.TransformerClassifier",
+        "skdgm.encoders.MultilingualEncoder",
+        "skdgm.encoders.NXVAE",
+    ]
+    assert list(_allowed_classes()) == allowed and Custom not in _allowed_classes().values()
+    folder = _saved(fitted["numeric"][0], tmp_path)
+    code = (
+        "import sys; import skdgm; from skdgm._estimator_records import _allowed_classes; "
+        "print(list(_allowed_classes())); print(type(skdgm.load(sys.argv[1])).__name__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [str(allowed), "SemiSupervisedVAEClassifier"]
 
 
 def test_random_state_instances_are_stored_as_their_state(blobs, tmp_path):

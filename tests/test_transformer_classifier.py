@@ -15,7 +15,7 @@ from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.utils import estimator_checks
 from sklearn.utils._param_validation import InvalidParameterError
 
-import skdgm._transformer_classifier as transformer_module
+import skdgm._transformer_training as training_module
 from skdgm import TransformerClassifier, documents_as_array
 from skdgm.encoders import MultilingualEncoder
 
@@ -305,7 +305,7 @@ def test_early_stopping_restores_the_best_epoch(encoder, monkeypatch):
         )
         return next(scripted)
 
-    monkeypatch.setattr(transformer_module, "_evaluate", scripted_evaluate)
+    monkeypatch.setattr(training_module, "_evaluate", scripted_evaluate)
     clf = TransformerClassifier(
         encoder,
         **{**FAST, "max_epochs": 10},
@@ -427,14 +427,14 @@ def test_divergence_names_the_loss_and_keeps_the_previous_fit(encoder):
 
 
 def test_ctrl_c_leaves_a_usable_estimator_with_a_warning(encoder, monkeypatch):
-    shown = transformer_module.show_progress
+    shown = training_module.show_progress
 
     def interrupt_at_epoch_2(progress, record):
         shown(progress, record)
         if record["epoch"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(transformer_module, "show_progress", interrupt_at_epoch_2)
+    monkeypatch.setattr(training_module, "show_progress", interrupt_at_epoch_2)
     clf = TransformerClassifier(encoder, **{**FAST, "max_epochs": 5})
     with pytest.warns(UserWarning, match="interrupted after 2 complete epoch"):
         clf.fit(DOCS, LABELS)

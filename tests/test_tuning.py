@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import TINY_CORPUS
 
-from skdgm.encoders import MultilingualEncoder, _multilingual, _tuning
+from skdgm.encoders import MultilingualEncoder, _loading, _tuning
 from skdgm.encoders._tuning import DocumentEmbedder, TokenStates
 
 LONG = " ".join(TINY_CORPUS * 4)
@@ -18,9 +18,9 @@ DOCS = [*TINY_CORPUS, LONG, ""]
 
 @pytest.fixture(autouse=True)
 def _fresh_models():
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
     yield
-    _multilingual._LOADED_MODELS.clear()
+    _loading._LOADED_MODELS.clear()
 
 
 @pytest.fixture(params=["wordpiece", "unigram"])
@@ -91,8 +91,10 @@ def test_store_on_disk_reads_what_memory_would(tiny_unigram_model, monkeypatch):
     assert on_disk.on_disk and not in_memory.on_disk
     rows = np.array([3, 12, 0])
     for a, b in zip(in_memory.batch(rows, "cpu"), on_disk.batch(rows, "cpu")):
-        assert torch.equal(a.view(torch.int16) if a.is_floating_point() else a,
-                           b.view(torch.int16) if b.is_floating_point() else b)
+        assert torch.equal(
+            a.view(torch.int16) if a.is_floating_point() else a,
+            b.view(torch.int16) if b.is_floating_point() else b,
+        )
     part = on_disk.subset(rows)
     assert torch.equal(part.batch(np.arange(3), "cpu")[1], on_disk.batch(rows, "cpu")[1])
     on_disk.close()

@@ -7,24 +7,19 @@ per-row values so that the training loop decides how to weigh and average them.
 - :func:`forward_terms`: the stacked model trained jointly (end to end).
 - :func:`m1_terms` and :func:`m2_terms`: the two stages of Kingma's two-stage M1+M2, a VAE
   from x to z1, then M2 on z1 = the mean of the frozen q(z1 | x).
-- :func:`sequence_log_likelihood`: the GRU decoder's log-likelihood of a padded batch.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
 
-from .._preprocessing import PAD
+from ._likelihoods import gaussian_log_density
 
 if TYPE_CHECKING:
     from ._networks import SDGM
-
-_LOG_2PI = math.log(2 * math.pi)
-
 
 def gaussian_kl(mu_q, logvar_q, mu_p=None, logvar_p=None) -> torch.Tensor:
     """KL(N(mu_q, var_q) || N(mu_p, var_p)) summed over the last axis; N(0, I) by default."""
@@ -36,35 +31,6 @@ def gaussian_kl(mu_q, logvar_q, mu_p=None, logvar_p=None) -> torch.Tensor:
         + (torch.exp(logvar_q) + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p)
         - 1.0
     ).sum(-1)
-
-
-def gaussian_log_density(x, mu, logvar) -> torch.Tensor:
-    """log N(x; mu, diag exp(logvar)) summed over the last axis."""
-    return -0.5 * ((x - mu).pow(2) * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
-
-
-def sequence_log_likelihood(output, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Per row, sum over its non-padding positions t of log softmax(output(states[t]))[tokens[t]].
-
-    Parameters
-    ----------
-    output : callable
-        The output layer: hidden states (m, hidden) -> logits (m, vocabulary).
-    states : Tensor of shape (n, T, hidden)
-        The decoder's state at t, which predicts ``tokens[:, t]``.
-    tokens : LongTensor of shape (n, T)
-        Target ids, ``PAD`` after the end of each row.
-
-    Returns
-    -------
-    log_likelihood : Tensor of shape (n,)
-        Padding changes nothing: the logits (the output layer is the dearest part of the
-        decoder) are computed at the real positions only.
-    """
-    mask = tokens != PAD
-    token_log_likelihood = -F.cross_entropy(output(states[mask]), tokens[mask], reduction="none")
-    per_position = torch.zeros_like(tokens, dtype=token_log_likelihood.dtype)
-    return per_position.masked_scatter(mask, token_log_likelihood).sum(dim=1)
 
 
 def sample(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

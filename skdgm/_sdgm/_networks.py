@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._preprocessing import BOS, PAD, UNK
-from ._losses import gaussian_log_density, sequence_log_likelihood
+from ._likelihoods import gaussian_log_density, sequence_log_likelihood
 
 # Bounds on log-variances keep exp() finite early in training.
 _LOGVAR_MIN, _LOGVAR_MAX = -8.0, 8.0

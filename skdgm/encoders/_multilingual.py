@@ -1,26 +1,22 @@
 """Multilingual document embeddings from a Hugging Face encoder, as a scikit-learn transformer.
 
-The estimator: settings, tokenising into windows, pooling, and the cut of the model for
-fine-tuning. Loading lives in ``_loading.py``, the embedding cache in ``_cache.py``, the
-device and precision choices in ``skdgm._device``. ``transformers`` and ``torch`` are
-imported inside the methods that need them, so that ``import skdgm`` stays fast and works
-without the ``text`` extra.
+The estimator: its settings, its fitted state, and the glue between the parts. Loading
+lives in ``_loading.py``, the embedding cache in ``_cache.py``, tokenising, windowing,
+batching and pooling in ``_embedding.py``, the cut of the model for fine-tuning in
+``_tuning.py``, the device and precision choices in ``skdgm._device``. ``transformers``
+and ``torch`` are imported inside the functions that need them, so that ``import skdgm``
+stays fast and works without the ``text`` extra.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-import json
-import logging
 import os
 import warnings
 from numbers import Integral
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -31,33 +27,23 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import DocumentTransformerMixin, advise_on_memory
+from .._documents import check_documents
 from .._persistence import PersistenceMixin
-from .._validation import check_documents
-from ._cache import (
-    _EMBEDDING_CACHE,
-    _LOCK,
-    _document_key,
-    clear_embedding_cache,
-    read_vector,
-    write_vector,
+from ._cache import cached_embeddings, clear_embedding_cache, settings_key
+from ._embedding import (
+    DEFAULT_MAX_LENGTH,
+    MAX_COUNTED_TOKENS,
+    ModelRun,
+    capped_max_length,
+    check_room,
+    content_ids,
+    count_matrix,
+    embed_documents,
+    token_states,
 )
-from ._loading import (
-    _LOADED_MODELS,
-    _MAX_LOADED_MODELS,
-    _folder_identity,
-    _is_e5,
-    _resolve_and_load,
-    _special_token_layout,
-)
+from ._loading import _is_e5, load_model
 
 __all__ = ["MultilingualEncoder", "clear_embedding_cache"]
-
-logger = logging.getLogger("skdgm")
-
-_DEFAULT_MAX_LENGTH = 256
-#: Tokens per document kept by :meth:`MultilingualEncoder.count_tokens` and ``token_ids``.
-MAX_COUNTED_TOKENS = 512
-
 
 
 class MultilingualEncoder(
@@ -190,7 +176,7 @@ class MultilingualEncoder(
         model_name="intfloat/multilingual-e5-small",
         *,
         pooling="mean",
-        max_length=_DEFAULT_MAX_LENGTH,
+        max_length=DEFAULT_MAX_LENGTH,
         long_documents="truncate",
         prefix="auto",
         normalize=True,
@@ -246,9 +232,11 @@ class MultilingualEncoder(
             self.prefix_ = "passage: " if _is_e5(os.fspath(self.model_name)) else ""
         else:
             self.prefix_ = self.prefix
-        self.max_length_ = self._capped_max_length(tokenizer, model)
+        self.max_length_ = capped_max_length(tokenizer, model, self.max_length)
         self._model_identity = identity
-        self._check_room(tokenizer)
+        check_room(
+            tokenizer, self._special_layout, self.prefix_, self.max_length_, asked=self.max_length
+        )
         self.tuned_layers_ = 0
         self._top = None
         return self
@@ -271,30 +259,15 @@ class MultilingualEncoder(
         documents = check_documents(X)
         self._ensure_loaded()
         key = self._settings_key()
-        with _LOCK:
-            memory = _EMBEDDING_CACHE.setdefault(key, {})
-        disk = self._disk_folder(key)
-        hashes = [_document_key(document) for document in documents]
-        missing: dict[str, str] = {}
-        for digest, document in zip(hashes, documents):
-            if digest in memory or digest in missing:
-                continue
-            vector = read_vector(disk, digest, self.embedding_dim_)
-            if vector is None:
-                missing[digest] = document
-            else:
-                memory[digest] = vector
-        if missing:
+
+        def embed(missing: list[str]) -> np.ndarray:
             advice = f"lower batch_size (now {self.batch_size}) or max_length ({self.max_length_})"
             with advise_on_memory(f"{advice}; device {self.device_}"):
-                vectors = self._embed_documents(list(missing.values()))
-            for digest, vector in zip(missing, vectors):
-                memory[digest] = vector.copy()
-                write_vector(disk, digest, memory[digest])
-        embeddings = np.empty((len(documents), self.embedding_dim_), dtype=np.float32)
-        for row, digest in enumerate(hashes):
-            embeddings[row] = memory[digest]
-        return embeddings
+                return self._embed_documents(missing)
+
+        return cached_embeddings(
+            documents, key, self._disk_folder(key), self.embedding_dim_, embed
+        )
 
     def count_tokens(self, X):
         """Count each document's subword tokens, as the model's tokenizer cuts them.
@@ -312,18 +285,7 @@ class MultilingualEncoder(
         counts : scipy.sparse.csr_matrix of shape (n_documents, ``vocabulary_size_``)
             Token counts, dtype float32.
         """
-        token_ids = self.token_ids(X)
-        lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
-        indptr = np.concatenate([[0], np.cumsum(lengths)])
-        indices = np.fromiter(
-            (token for ids in token_ids for token in ids), dtype=np.int64, count=indptr[-1]
-        )
-        counts = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.float32), indices, indptr),
-            shape=(len(token_ids), self.vocabulary_size_),
-        )
-        counts.sum_duplicates()
-        return counts
+        return count_matrix(self.token_ids(X), self.vocabulary_size_)
 
     def token_ids(self, X):
         """Each document's subword token ids, in order, as the model's tokenizer cuts them.
@@ -434,22 +396,9 @@ class MultilingualEncoder(
 
     def _load(self, source: str, device):
         """Load (or reuse from this process) a tokenizer and a model on ``device``."""
-        folder = Path(source).expanduser()
-        stamp = _folder_identity(folder.resolve()) if folder.is_dir() else None
-        cache_key = (source, stamp, bool(self.local_files_only), str(device))
-        with _LOCK:
-            loaded = _LOADED_MODELS.get(cache_key)
-            if loaded is not None:
-                _LOADED_MODELS.move_to_end(cache_key)
-        if loaded is None:
-            tokenizer, model, resolved, identity = _resolve_and_load(source, self.local_files_only)
-            model.to(device).eval()
-            loaded = (tokenizer, model, resolved, identity, _special_token_layout(tokenizer))
-            with _LOCK:
-                _LOADED_MODELS[cache_key] = loaded
-                while len(_LOADED_MODELS) > _MAX_LOADED_MODELS:
-                    _LOADED_MODELS.popitem(last=False)
-        tokenizer, model, resolved, identity, layout = loaded
+        tokenizer, model, resolved, identity, layout = load_model(
+            source, self.local_files_only, device
+        )
         self._tokenizer, self._model, self._special_layout = tokenizer, model, layout
         return tokenizer, model, resolved, identity
 
@@ -490,43 +439,9 @@ class MultilingualEncoder(
             top.load_state_dict(top_state)
             self._top = top.to(device).eval().requires_grad_(False)
 
-    def _capped_max_length(self, tokenizer, model) -> int:
-        limits = [getattr(model.config, "max_position_embeddings", None)]
-        limits.append(getattr(tokenizer, "model_max_length", None))
-        limits = [int(limit) for limit in limits if limit is not None and limit < 1_000_000]
-        limit = min(limits) if limits else self.max_length
-        if self.max_length > limit:
-            message = (
-                f"max_length={self.max_length} exceeds the model's limit of {limit} tokens; "
-                f"using {limit}."
-            )
-            if self.max_length == _DEFAULT_MAX_LENGTH:  # not asked for: no warning
-                logger.info(message)
-            else:
-                warnings.warn(message, UserWarning, stacklevel=3)
-        return min(self.max_length, limit)
-
-    def _check_room(self, tokenizer) -> None:
-        used = len(self._special_layout[0]) + len(self._special_layout[1])
-        used += len(self._prefix_ids())
-        if self.max_length_ <= used:
-            raise ValueError(
-                f"max_length={self.max_length} leaves no room for text: the special tokens "
-                f"and the prefix {self.prefix_!r} already take {used} tokens. Increase "
-                "max_length."
-            )
-
-    def _prefix_ids(self) -> list[int]:
-        if not self.prefix_:
-            return []
-        return list(self._tokenizer(self.prefix_, add_special_tokens=False)["input_ids"])
-
     def _content_ids(self, documents: list[str]) -> list[list[int]]:
         """Token ids of each document, without prefix or special tokens, untruncated."""
-        if not documents:
-            return []
-        encoded = self._tokenizer(documents, add_special_tokens=False, verbose=False)
-        return [list(ids) for ids in encoded["input_ids"]]
+        return content_ids(self._tokenizer, documents)
 
     def _settings_key(self) -> str:
         settings = {
@@ -541,93 +456,36 @@ class MultilingualEncoder(
         }
         if getattr(self, "tuned_layers_", 0):
             settings["tuned"] = [self.tuned_layers_, self._tuned_digest, self._tuned_normalize]
-        text = json.dumps(settings, sort_keys=True, default=str)
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+        return settings_key(settings)
 
     def _disk_folder(self, key: str) -> Path | None:
         if self.cache_dir is None or getattr(self, "tuned_layers_", 0):
             return None  # tuned weights belong to one fitted estimator: memory only
         return Path(self.cache_dir).expanduser() / "embeddings" / key
 
-    def _windows(self, documents: list[str]) -> list[tuple[int, list[int]]]:
-        """(document, model input ids) of each window, in document order."""
-        head, tail = self._special_layout
-        prefix_ids = self._prefix_ids()
-        room = self.max_length_ - len(head) - len(tail) - len(prefix_ids)
-        windows: list[tuple[int, list[int]]] = []
-        for index, ids in enumerate(self._content_ids(documents)):
-            starts = range(0, max(len(ids), 1), room)
-            if self.long_documents == "truncate":
-                starts = starts[:1]
-            for start in starts:
-                windows.append((index, head + prefix_ids + ids[start : start + room] + tail))
-        return windows
-
-    def _padded_batches(self, windows, device):
-        """Batches of windows of similar lengths: (window numbers, input ids, mask)."""
-        import torch
-
-        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
-        for begin in range(0, len(order), self.batch_size):
-            chosen = order[begin : begin + self.batch_size]
-            # Padded on the right whatever the tokenizer's default: "cls" pooling reads
-            # the first position.
-            batch = self._tokenizer.pad(
-                {"input_ids": [windows[w][1] for w in chosen]},
-                padding=True,
-                padding_side="right",
-                return_attention_mask=True,
-                return_tensors="pt",
-            )
-            yield (
-                chosen,
-                batch["input_ids"].to(device, torch.long),
-                batch["attention_mask"].to(device, torch.long),
-            )
+    def _run(self) -> ModelRun:
+        """The loaded model with the fitted settings, for ``_embedding``'s functions."""
+        return ModelRun(
+            model=self._model,
+            tokenizer=self._tokenizer,
+            special_layout=self._special_layout,
+            prefix=self.prefix_,
+            max_length=self.max_length_,
+            long_documents=self.long_documents,
+            device=self.device_,
+            precision=self.precision_,
+            batch_size=self.batch_size,
+            hidden_size=self.embedding_dim_,
+            verbose=self.verbose,
+        )
 
     def _embed_documents(self, documents: list[str]) -> np.ndarray:
         """Run the model over ``documents`` (no caching): float32 (n, embedding_dim_)."""
-        import torch
-        from tqdm.auto import tqdm
-
-        from ._tuning import pool_tokens, stop_after_layer
-
-        windows = self._windows(documents)
-        device = torch.device(self.device_)
-        sums = np.zeros((len(documents), self.embedding_dim_), dtype=np.float64)
-        weights = np.zeros(len(documents), dtype=np.float64)
-        autocast = torch.autocast(
-            device_type=device.type,
-            dtype=torch.bfloat16,
-            enabled=self.precision_ == "bfloat16",
-        )
-        progress = tqdm(
-            total=len(windows), desc="Encoding", unit="text", disable=self.verbose <= 0
-        )
         top = getattr(self, "_top", None)
-        bottom = contextlib.nullcontext()
-        if top is not None:
-            bottom = stop_after_layer(self._model, top.n_top)
-        with torch.inference_mode(), autocast, progress, bottom as run_bottom:
-            for chosen, input_ids, mask in self._padded_batches(windows, device):
-                if top is None:
-                    hidden = self._model(input_ids=input_ids, attention_mask=mask)
-                    pooled = pool_tokens(hidden.last_hidden_state.float(), mask, self.pooling)
-                else:
-                    states = run_bottom(input_ids=input_ids, attention_mask=mask)
-                    pooled = top.pool_windows(states, mask)
-                pooled = pooled.cpu().numpy().astype(np.float64)
-                for row, w in enumerate(chosen):
-                    index, ids = windows[w]
-                    sums[index] += len(ids) * pooled[row]
-                    weights[index] += len(ids)
-                progress.update(len(chosen))
-        embeddings = sums / weights[:, None]
-        normalize = self.normalize if top is None else top.normalize
-        if normalize:
-            norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-            embeddings /= np.maximum(norms, 1e-12)
-        return embeddings.astype(np.float32)
+        run = self._run()
+        return embed_documents(
+            run, documents, pooling=self.pooling, normalize=self.normalize, top=top
+        )
 
     # ------------------------------------------------------------------ fine-tuning
     # Used by the classifiers that fine-tune the encoder's top layers: they store the
@@ -652,38 +510,12 @@ class MultilingualEncoder(
 
         Returns a :class:`~skdgm.encoders._tuning.TokenStates` (bfloat16, on disk when large).
         """
-        import torch
-        from tqdm.auto import tqdm
-
-        from ._tuning import TokenStates, check_tunable, stop_after_layer
+        from ._tuning import check_tunable
 
         self._ensure_loaded()
         self._check_n_top(n_top)
         check_tunable(self._model, n_top)
-        windows = self._windows(documents)
-        states = TokenStates(
-            [len(ids) for _, ids in windows],
-            [index for index, _ in windows],
-            len(documents),
-            self.embedding_dim_,
-        )
-        device = torch.device(self.device_)
-        autocast = torch.autocast(
-            device_type=device.type,
-            dtype=torch.bfloat16,
-            enabled=self.precision_ == "bfloat16",
-        )
-        progress = tqdm(
-            total=len(windows), desc="Frozen layers", unit="text", disable=self.verbose <= 0
-        )
-        with torch.inference_mode(), autocast, progress:
-            with stop_after_layer(self._model, n_top) as run_bottom:
-                for chosen, input_ids, mask in self._padded_batches(windows, device):
-                    hidden = run_bottom(input_ids=input_ids, attention_mask=mask)
-                    for row, w in enumerate(chosen):
-                        states.write(w, hidden[row, : len(windows[w][1])])
-                    progress.update(len(chosen))
-        return states
+        return token_states(self._run(), documents, n_top)
 
     def _tunable_top(self, n_top: int, *, normalize: bool | None = None):
         """A trainable copy of the top ``n_top`` layers (this encoder's tuned ones if any)."""

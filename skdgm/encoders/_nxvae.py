@@ -23,9 +23,9 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import DocumentTransformerMixin, advise_on_memory, progress_bar
+from .._documents import check_documents
 from .._persistence import PersistenceMixin
-from .._validation import check_documents
-from ._multilingual import MAX_COUNTED_TOKENS
+from ._embedding import MAX_COUNTED_TOKENS
 from ._nxvae_data import (
     SPECIAL_PIECES,
     WORD_START,
