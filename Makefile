@@ -35,6 +35,7 @@ docs: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check skdgm tests examples benchmarks
+	$(PY) -m ruff format --check skdgm tests examples benchmarks
 
 clean:
 	rm -rf $(VENV) docs/_build docs/generated docs/auto_examples docs/gen_modules docs/sg_execution_times.rst build dist *.egg-info

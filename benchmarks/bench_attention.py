@@ -53,11 +53,16 @@ def main(argv=None) -> None:
             with _attention_kernel(encoder._model, kernel):
                 encoder._embed_documents(docs)
             inference[kernel].append(time.perf_counter() - start)
-    for title, times in (("top layer, forward + backward", training),
-                         ("12 layers, inference", inference)):
+    for title, times in (
+        ("top layer, forward + backward", training),
+        ("12 layers, inference", inference),
+    ):
         best = {kernel: min(values) for kernel, values in times.items()}
-        print(f"{title}: " + ", ".join(f"{k} {v:.2f} s" for k, v in best.items())
-              + f"; sdpa / eager = {best['sdpa'] / best['eager']:.2f}")
+        print(
+            f"{title}: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in best.items())
+            + f"; sdpa / eager = {best['sdpa'] / best['eager']:.2f}"
+        )
 
 
 if __name__ == "__main__":

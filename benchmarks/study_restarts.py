@@ -61,9 +61,7 @@ def main(argv=None) -> None:
                 classes = clf.classes_
                 single = [accuracy_score(task.y_test, classes[p.argmax(1)]) for p in probas]
                 ensemble = {
-                    m: accuracy_score(
-                        task.y_test, classes[np.mean(probas[:m], axis=0).argmax(1)]
-                    )
+                    m: accuracy_score(task.y_test, classes[np.mean(probas[:m], axis=0).argmax(1)])
                     for m in range(1, args.members + 1)
                 }
                 chosen = int(np.nanargmin(bounds))
@@ -87,18 +85,24 @@ def main(argv=None) -> None:
         print(f"\nn = {n}: {len(rows)} draws")
         print(f"  one fit                      {one.mean():.3f}")
         every = np.array([r["single"] for r in rows])
-        print(f"  one fit, mean over members   {every.mean():.3f} "
-              f"(std over members within a draw {every.std(axis=1, ddof=1).mean():.3f})")
+        print(
+            f"  one fit, mean over members   {every.mean():.3f} "
+            f"(std over members within a draw {every.std(axis=1, ddof=1).mean():.3f})"
+        )
         for m in range(2, args.members + 1):
             ens = np.array([r["ensemble"][m] for r in rows])
             d = ens - one
             se = 100 * d.std(ddof=1) / np.sqrt(len(d))
-            print(f"  average of {m} fits           {ens.mean():.3f}  "
-                  f"({100 * d.mean():+.1f} points, s.e. {se:.1f}, fit time x{m})")
+            print(
+                f"  average of {m} fits           {ens.mean():.3f}  "
+                f"({100 * d.mean():+.1f} points, s.e. {se:.1f}, fit time x{m})"
+            )
         best = np.array([r["best_bound"] for r in rows])
         d = best - one
-        print(f"  lowest unlabelled loss of {args.members} {best.mean():.3f}  "
-              f"({100 * d.mean():+.1f} points, s.e. {100 * d.std(ddof=1) / np.sqrt(len(d)):.1f})")
+        print(
+            f"  lowest unlabelled loss of {args.members} {best.mean():.3f}  "
+            f"({100 * d.mean():+.1f} points, s.e. {100 * d.std(ddof=1) / np.sqrt(len(d)):.1f})"
+        )
 
 
 if __name__ == "__main__":

@@ -38,11 +38,17 @@ SETTINGS: dict[str, dict] = {
     "frozen": {"fine_tune_layers": 0},
     "e2e-k1": {"fine_tune_layers": 1, "fine_tune_epochs": 5},
     "e2e-k1-3ep": {"fine_tune_layers": 1, "fine_tune_epochs": 3},
-    "e2e-k1-3ep-lr2e-4": {"fine_tune_layers": 1, "fine_tune_epochs": 3,
-                          "fine_tune_learning_rate": 2e-4},
+    "e2e-k1-3ep-lr2e-4": {
+        "fine_tune_layers": 1,
+        "fine_tune_epochs": 3,
+        "fine_tune_learning_rate": 2e-4,
+    },
     "e2e-k2": {"fine_tune_layers": 2, "fine_tune_epochs": 5},
-    "e2e-k2-lr2e-4": {"fine_tune_layers": 2, "fine_tune_epochs": 5,
-                      "fine_tune_learning_rate": 2e-4},
+    "e2e-k2-lr2e-4": {
+        "fine_tune_layers": 2,
+        "fine_tune_epochs": 5,
+        "fine_tune_learning_rate": 2e-4,
+    },
     "e2e-k4": {"fine_tune_layers": 4, "fine_tune_epochs": 3},
     "sees-inputs": {"classifier_sees_inputs": True},
     "prior-labelled": {"prior": "labelled"},
@@ -61,8 +67,11 @@ SETTINGS: dict[str, dict] = {
         "pseudo_labels": {
             "threshold": 0.9,
             "max_iter": 1,
-            "final": {"fine_tune_layers": 1, "fine_tune_epochs": 3,
-                      "fine_tune_learning_rate": 2e-4},
+            "final": {
+                "fine_tune_layers": 1,
+                "fine_tune_epochs": 3,
+                "fine_tune_learning_rate": 2e-4,
+            },
         }
     },
 }
@@ -176,6 +185,7 @@ def main(argv=None) -> None:
         parser.error(f"unknown settings {unknown}; --list shows them")
     methods = {name: _sdgm_method(SETTINGS[name]) for name in args.settings}
     methods.update({name: METHODS[name] for name in args.baselines})
+
     def keep(run):  # one JSON line a run, as soon as it is scored
         print(json.dumps(run), flush=True)
         if args.output:

@@ -146,9 +146,7 @@ class ModelInputs:
             if name not in arrays:
                 raise ValueError(f"no array inputs.{name}")
             if arrays[name].shape != shape:
-                raise ValueError(
-                    f"inputs.{name} has shape {arrays[name].shape}, expected {shape}"
-                )
+                raise ValueError(f"inputs.{name} has shape {arrays[name].shape}, expected {shape}")
         if inputs.has_features:
             mean = arrays.get("mean_")
             scaler = StandardScaler(with_mean=mean is not None)

@@ -201,8 +201,15 @@ def test_slow_methods_run_on_fewer_seeds_and_say_so(tiny_wordpiece_model):
     assert timings.count("the SDGM's") == 2
     for limits, match in [({"seeds": 0}, "positive int"), ({"size": [8]}, "unknown keys")]:
         with pytest.raises(ValueError, match=match):
-            run_benchmark(["en"], [8], 1, ["SDGM"], encoder=tiny_wordpiece_model,
-                          method_limits={"SDGM": limits}, verbose=0)
+            run_benchmark(
+                ["en"],
+                [8],
+                1,
+                ["SDGM"],
+                encoder=tiny_wordpiece_model,
+                method_limits={"SDGM": limits},
+                verbose=0,
+            )
 
 
 class _FailsToFit(BaseEstimator):
@@ -220,8 +227,21 @@ def test_a_method_that_fails_is_reported_as_a_failed_run_not_a_usage_error(
         run_benchmark(["en"], [8], 1, ["Broken"], encoder=tiny_wordpiece_model, verbose=0)
     assert isinstance(info.value.__cause__, ValueError)
     status = main(
-        ["--methods", "Broken", "--languages", "en", "--sizes", "8", "--seeds", "1",
-         "--encoder", tiny_wordpiece_model, "--output", str(tmp_path), "--quiet"]
+        [
+            "--methods",
+            "Broken",
+            "--languages",
+            "en",
+            "--sizes",
+            "8",
+            "--seeds",
+            "1",
+            "--encoder",
+            tiny_wordpiece_model,
+            "--output",
+            str(tmp_path),
+            "--quiet",
+        ]
     )
     assert status == 1
     err = capsys.readouterr().err

@@ -136,9 +136,9 @@ def test_offline_e5_on_real_multilingual_documents():
     y = np.full(len(docs), -1)
     for c in range(4):
         y[np.flatnonzero(y_true == c)[:8]] = c
-    clf = SemiSupervisedVAEClassifier(
-        MultilingualEncoder(max_length=128), random_state=0
-    ).fit(docs, y)
+    clf = SemiSupervisedVAEClassifier(MultilingualEncoder(max_length=128), random_state=0).fit(
+        docs, y
+    )
     accuracy = clf.score([test.data[i] for i in test_index], test.target[test_index])
     majority = np.bincount(test.target[test_index]).max() / len(test_index)
     assert accuracy > majority + 0.15, (accuracy, majority)

@@ -75,6 +75,7 @@ def _set_format_version(folder):
 
 
 # (row of the table, estimators, what to do with (estimator, X, y), error, message)
+# fmt: off
 CASES = [
     ("no labelled rows", "SNT", lambda e, X, y: _fit(e, X, np.full(24, -1)),
      ValueError, "no labelled rows"),
@@ -141,6 +142,7 @@ CASES = [
          e.set_params(learning_rate=1e30, head_learning_rate=1e30, max_epochs=5), X, y),
      FloatingPointError, "diverged.*cross-entropy"),
 ]
+# fmt: on
 PARAMS = [
     pytest.param(row, kind, action, error, match, id=f"{kind}-{row}")
     for row, kinds, action, error, match in CASES
@@ -149,8 +151,9 @@ PARAMS = [
 
 
 @pytest.mark.parametrize("row, kind, action, error, match", PARAMS)
-def test_bad_input_gets_the_documented_error(tiny_wordpiece_model, row, kind, action, error,
-                                              match):
+def test_bad_input_gets_the_documented_error(
+    tiny_wordpiece_model, row, kind, action, error, match
+):
     estimator = _make(kind, tiny_wordpiece_model)
     X, y = _x(kind), Y.copy()
     X_before, y_before = copy.deepcopy(X), y.copy()

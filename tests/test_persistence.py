@@ -74,13 +74,15 @@ def fitted(tiny_wordpiece_model, blobs, counts):
     model = tiny_wordpiece_model
     return {
         "numeric": (
-            SemiSupervisedVAEClassifier(**FAST, early_stopping=True, validation_fraction=0.3)
-            .fit(X_blobs, y_blobs),
+            SemiSupervisedVAEClassifier(**FAST, early_stopping=True, validation_fraction=0.3).fit(
+                X_blobs, y_blobs
+            ),
             X_blobs,
         ),
         "counts": (
-            SemiSupervisedVAEClassifier(**FAST, decoder="bow", classifier_sees_inputs=True)
-            .fit(X_counts, y_counts),
+            SemiSupervisedVAEClassifier(**FAST, decoder="bow", classifier_sees_inputs=True).fit(
+                X_counts, y_counts
+            ),
             X_counts,
         ),
         "documents": (
@@ -272,8 +274,9 @@ def test_load_maps_to_the_requested_device(fitted, tmp_path):
     loaded = skdgm.load(folder, device="cpu")
     assert loaded.device_ == "cpu" and loaded.encoder_.device_ == "cpu"
     assert next(loaded.head_.parameters()).device.type == "cpu"
-    assert skdgm.load(folder, device="auto").device_ == ("cuda" if torch.cuda.is_available()
-                                                         else "cpu")
+    assert skdgm.load(folder, device="auto").device_ == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             skdgm.load(folder, device="cuda")
@@ -418,8 +421,9 @@ def test_a_truncated_tensor_file_is_a_clear_error(fitted, tmp_path):
     with pytest.raises(ValueError, match="tensors.safetensors' is not a readable safetensors"):
         skdgm.load(folder)
     path.write_bytes(b"\xff" * 4)
-    _edit_manifest(folder, lambda m: m["tensors"].update(sha256=hashlib.sha256(b"\xff" * 4)
-                                                         .hexdigest()))
+    _edit_manifest(
+        folder, lambda m: m["tensors"].update(sha256=hashlib.sha256(b"\xff" * 4).hexdigest())
+    )
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         skdgm.load(folder)
 
@@ -453,25 +457,44 @@ def test_another_format_version_is_refused_with_both_versions(fitted, tmp_path):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda m: m["estimator"]["fitted"].pop("classes_"),
-         "fitted state of SemiSupervisedVAEClassifier .*incomplete.*KeyError: 'classes_'"),
-        (lambda m: m["estimator"]["fitted"]["module_kwargs"].update(hidden_dim=17),
-         r"do not fit the model that skdgm.json describes: module.q_z1.body.0.weight is "
-         r"torch.float32 \(16, 5\), expected torch.float32 \(17, 5\)"),
-        (lambda m: m["estimator"]["fitted"]["inputs"].update(widths=[6, None]),
-         r"inputs.scale_ has shape \(5,\), expected \(6,\)"),
-        (lambda m: m["estimator"].update({"class": "os.system"}),
-         "names the class 'os.system', which skdgm.load does not rebuild"),
-        (lambda m: m["estimator"]["params"].update(colour="blue"),
-         r"parameters it does not have: \['colour'\]"),
-        (lambda m: m["estimator"]["params"].update(z1_dim=-3),
-         "params: The 'z1_dim' parameter"),
-        (lambda m: m["estimator"]["fitted"].update(classes_={"__ndarray__": {"dtype": "V8"}}),
-         "fitted.classes_ is not a valid 1-D array"),
+        (
+            lambda m: m["estimator"]["fitted"].pop("classes_"),
+            "fitted state of SemiSupervisedVAEClassifier .*incomplete.*KeyError: 'classes_'",
+        ),
+        (
+            lambda m: m["estimator"]["fitted"]["module_kwargs"].update(hidden_dim=17),
+            r"do not fit the model that skdgm.json describes: module.q_z1.body.0.weight is "
+            r"torch.float32 \(16, 5\), expected torch.float32 \(17, 5\)",
+        ),
+        (
+            lambda m: m["estimator"]["fitted"]["inputs"].update(widths=[6, None]),
+            r"inputs.scale_ has shape \(5,\), expected \(6,\)",
+        ),
+        (
+            lambda m: m["estimator"].update({"class": "os.system"}),
+            "names the class 'os.system', which skdgm.load does not rebuild",
+        ),
+        (
+            lambda m: m["estimator"]["params"].update(colour="blue"),
+            r"parameters it does not have: \['colour'\]",
+        ),
+        (lambda m: m["estimator"]["params"].update(z1_dim=-3), "params: The 'z1_dim' parameter"),
+        (
+            lambda m: m["estimator"]["fitted"].update(classes_={"__ndarray__": {"dtype": "V8"}}),
+            "fitted.classes_ is not a valid 1-D array",
+        ),
         (lambda m: m.pop("tensors"), "has no checksum of tensors.safetensors"),
     ],
-    ids=["missing key", "sizes", "widths", "class", "unknown param", "bad param", "array",
-         "checksum"],
+    ids=[
+        "missing key",
+        "sizes",
+        "widths",
+        "class",
+        "unknown param",
+        "bad param",
+        "array",
+        "checksum",
+    ],
 )
 def test_edited_json_is_a_clear_error(fitted, tmp_path, edit, match):
     folder = _saved(fitted["numeric"][0], tmp_path)
@@ -493,8 +516,11 @@ def test_tensors_of_the_wrong_shape_or_missing_are_a_clear_error(fitted, kind, t
 
     _edit_tensors(folder, widen)
     _forget_models()
-    with pytest.raises(ValueError, match=r"Cannot load the skdgm model in .*tensors that do not "
-                                         r"fit the model.*expected"):
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot load the skdgm model in .*tensors that do not "
+        r"fit the model.*expected",
+    ):
         skdgm.load(folder)
     _edit_tensors(folder, lambda tensors: {k: v for k, v in tensors.items() if k != name})
     with pytest.raises(ValueError, match="does not hold the tensors .*missing"):

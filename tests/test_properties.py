@@ -48,8 +48,9 @@ def documented_errors() -> list[tuple[str, re.Pattern]]:
     found = []
     for row in table.split("\n   * - ")[2:]:  # [0]: the table's options, [1]: its header
         outcome = " ".join(row.split("\n     - ")[-1].split()).replace("``", "")
-        for name, message in re.findall(r"(\w+(?:Error|Warning)): (.*?)(?= \w+Error: |$)",
-                                        outcome):
+        for name, message in re.findall(
+            r"(\w+(?:Error|Warning)): (.*?)(?= \w+Error: |$)", outcome
+        ):
             message = re.sub(r"\([^)]*\)", "", message)  # "(S, T)", "(s)"
             for piece in re.split(r"\.\.\.|;| / ", message):
                 piece = piece.strip(" .")
@@ -171,8 +172,10 @@ def check_fit_and_predictions(clf, X, y, X_new):
             np.testing.assert_array_equal(clf.transduction_[labelled], y[labelled])
             for rows in (X, X_new):
                 proba = clf.predict_proba(rows)
-                assert proba.shape == (len(rows) if isinstance(rows, list) else rows.shape[0],
-                                       len(clf.classes_))
+                assert proba.shape == (
+                    len(rows) if isinstance(rows, list) else rows.shape[0],
+                    len(clf.classes_),
+                )
                 assert np.isfinite(proba).all()
                 np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-9)
                 np.testing.assert_array_equal(
@@ -195,9 +198,7 @@ def test_numeric_features(case):
 def test_documents(tiny_wordpiece_model, case):
     docs, y, new_docs, batch_size = case
     encoder = MultilingualEncoder(tiny_wordpiece_model, device="cpu")
-    clf = SemiSupervisedVAEClassifier(
-        encoder, vocabulary_size=20, batch_size=batch_size, **TINY
-    )
+    clf = SemiSupervisedVAEClassifier(encoder, vocabulary_size=20, batch_size=batch_size, **TINY)
     check_fit_and_predictions(clf, docs, y, new_docs)
 
 
@@ -240,10 +241,14 @@ def test_the_units_of_the_features_do_not_matter(case):
 def near_constant_columns(draw):
     """Dense features whose columns are often constant or nearly so, around large means."""
     n_rows, n_features = draw(st.integers(2, 16)), draw(st.integers(1, 4))
-    means = draw(st.lists(st.floats(-1e7, 1e7, width=32), min_size=n_features,
-                          max_size=n_features))
-    noise = draw(numeric_features(n_rows, n_features, "gaussian", "dense",
-                                  st.sampled_from([0.0, 0.0, 0.0, 0.1, 1.0])))
+    means = draw(
+        st.lists(st.floats(-1e7, 1e7, width=32), min_size=n_features, max_size=n_features)
+    )
+    noise = draw(
+        numeric_features(
+            n_rows, n_features, "gaussian", "dense", st.sampled_from([0.0, 0.0, 0.0, 0.1, 1.0])
+        )
+    )
     return (np.array(means, dtype=noise.dtype) + noise).astype(noise.dtype)
 
 

@@ -21,6 +21,7 @@ from ._likelihoods import gaussian_log_density
 if TYPE_CHECKING:
     from ._networks import SDGM
 
+
 def gaussian_kl(mu_q, logvar_q, mu_p=None, logvar_p=None) -> torch.Tensor:
     """KL(N(mu_q, var_q) || N(mu_p, var_p)) summed over the last axis; N(0, I) by default."""
     if mu_p is None:

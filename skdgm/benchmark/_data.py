@@ -165,7 +165,6 @@ class _PrecomputedEncoder(TransformerMixin, BaseEstimator):
         return tags
 
 
-
 @dataclass
 class _Language:
     train_rows: np.ndarray

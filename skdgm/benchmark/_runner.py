@@ -140,9 +140,7 @@ def _limits(method_limits, seed_list):
         seeds, sizes, labels = checked[name]
         label = target if source == target else f"{source}-{target}"
         return (
-            seed in seeds
-            and (sizes is None or n in sizes)
-            and (labels is None or label in labels)
+            seed in seeds and (sizes is None or n in sizes) and (labels is None or label in labels)
         )
 
     return allowed
@@ -298,8 +296,7 @@ def run_benchmark(
                     scores = _run_one(method, task, context, views)
                 except Exception as exc:
                     raise BenchmarkRunError(
-                        f"{name} failed on {label} n={n} seed={seed}: "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{name} failed on {label} n={n} seed={seed}: {type(exc).__name__}: {exc}"
                     ) from exc
                 n_labelled = int((task.y_train != -1).sum())
                 runs.append(
