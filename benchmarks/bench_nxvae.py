@@ -102,6 +102,9 @@ def main(argv=None):
         "--max-documents", type=int, default=None, help="pages (with their translations)"
     )
     parser.add_argument("--with-transformer", action="store_true")
+    parser.add_argument(
+        "--cache-dir", default=None, help="on-disk embedding cache for --with-transformer"
+    )
     args = parser.parse_args(argv)
 
     corpus = load_libreoffice_help(classes="all")
@@ -163,7 +166,7 @@ def main(argv=None):
 
         start = time.perf_counter()
         representations["multilingual-e5-small (pretrained)"] = (
-            MultilingualEncoder().fit(docs).transform(docs)
+            MultilingualEncoder(cache_dir=args.cache_dir).fit(docs).transform(docs)
         )
         print(f"multilingual-e5-small: {time.perf_counter() - start:.0f} s to embed the pages")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

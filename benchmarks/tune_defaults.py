@@ -59,6 +59,8 @@ SETTINGS: dict[str, dict] = {
     "sees-inputs-wd-1e-2": {"classifier_sees_inputs": True, "weight_decay": 1e-2},
     "two-stage": {"training": "two_stage"},
     "gru": {"decoder": "gru"},
+    "average-25": {"average_epochs": 25},
+    "average-50": {"average_epochs": 50},
     "pseudo-0.9": {"pseudo_labels": {"threshold": 0.9, "max_iter": 2}},
     "pseudo-0.99": {"pseudo_labels": {"threshold": 0.99, "max_iter": 2}},
     # Pseudo-labels of the frozen SDGM, then one end-to-end fit on them: the encoder's top

@@ -170,6 +170,12 @@ class SemiSupervisedVAEClassifier(
         freezes q(z1 | x) and trains q(y | z1), q(z2 | z1, y) and p(z1 | y, z2) on the
         posterior mean of z1 (deterministic, as predictions use it) for
         ``warm_up_epochs`` + ``max_epochs`` epochs, with early stopping if asked.
+    average_epochs : int, default=0
+        End with the mean of the parameters reached at the end of each of the last
+        ``average_epochs`` epochs (Polyak averaging; the tuned encoder layers too; in
+        each stage with ``training="two_stage"``; warm-up epochs never count): a fit's
+        training noise averaged out at no extra cost. 0: the last epoch's parameters.
+        Ignored with ``early_stopping=True``, which keeps the best epoch's.
 
     Attributes
     ----------
@@ -261,6 +267,7 @@ class SemiSupervisedVAEClassifier(
         "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
         "fine_tune_learning_rate": [Interval(Real, 0, None, closed="neither")],
         "training": [StrOptions({"joint", "two_stage"})],
+        "average_epochs": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -297,6 +304,7 @@ class SemiSupervisedVAEClassifier(
         fine_tune_epochs: int = 5,
         fine_tune_learning_rate: float = 5e-5,
         training: str = "joint",
+        average_epochs: int = 0,
     ):
         self.encoder = encoder
         self.decoder = decoder
@@ -329,6 +337,7 @@ class SemiSupervisedVAEClassifier(
         self.fine_tune_epochs = fine_tune_epochs
         self.fine_tune_learning_rate = fine_tune_learning_rate
         self.training = training
+        self.average_epochs = average_epochs
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=False)

@@ -440,3 +440,52 @@ def test_score_weights_rows_and_ignores_unlabelled_ones(blobs, fitted):
     right = (predicted == y).astype(float)  # weight only the right predictions: 1.0
     assert fitted.score(X, y, sample_weight=right) == 1.0
     assert fitted.score(X, y, sample_weight=1 - right) == 0.0
+
+
+def _record_averaged_states(monkeypatch):
+    """Spy on the parameter averaging: the model's state at each averaged epoch."""
+    from skdgm._sdgm import _training
+
+    recorded = []
+    add = _training._Average.add
+
+    def spy(self, model, tuned_inputs):
+        recorded.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        add(self, model, tuned_inputs)
+
+    monkeypatch.setattr(_training._Average, "add", spy)
+    return recorded
+
+
+def test_average_epochs_ends_with_the_mean_of_the_last_epochs(blobs, monkeypatch):
+    X, _, y_partial = blobs
+    recorded = _record_averaged_states(monkeypatch)
+    clf = SemiSupervisedVAEClassifier(**{**FAST, "max_epochs": 6}, average_epochs=3)
+    clf.fit(X, y_partial)
+    assert len(recorded) == 3  # epochs 4, 5 and 6
+    final = clf.module_.state_dict()
+    for key, value in final.items():
+        if value.is_floating_point():
+            mean = torch.stack([state[key] for state in recorded]).mean(0)
+            torch.testing.assert_close(value, mean)
+    # The mean is not the last epoch's parameters: averaging changed the model.
+    assert not torch.equal(final["q_y.1.weight"], recorded[-1]["q_y.1.weight"])
+
+
+def test_average_epochs_of_one_is_the_last_epoch(blobs):
+    X, _, y_partial = blobs
+    last = SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)
+    averaged = SemiSupervisedVAEClassifier(**FAST, average_epochs=1).fit(X, y_partial)
+    np.testing.assert_array_equal(averaged.predict_proba(X), last.predict_proba(X))
+
+
+def test_average_epochs_skips_warm_up_and_early_stopping(blobs, monkeypatch):
+    X, y, _ = blobs
+    recorded = _record_averaged_states(monkeypatch)
+    y_partial = np.where(np.arange(len(y)) < 60, y, -1)
+    params = {**FAST, "max_epochs": 2, "warm_up_epochs": 3, "average_epochs": 10}
+    SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
+    assert len(recorded) == 2  # the two joint epochs, never the warm-up ones
+    recorded.clear()
+    SemiSupervisedVAEClassifier(**params, early_stopping=True).fit(X, y_partial)
+    assert recorded == []  # the best epoch's parameters are kept instead

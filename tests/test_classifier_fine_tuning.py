@@ -182,3 +182,31 @@ def test_clear_errors(tiny_wordpiece_model, documents):
     X = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(ValueError, match="fine_tune_layers=1 fine-tunes the encoder, but"):
         SemiSupervisedVAEClassifier(fine_tune_layers=1).fit(X, np.r_[[0, 1] * 3, [-1] * 14])
+
+
+def test_average_epochs_averages_the_tuned_layers_too(
+    tiny_wordpiece_model, documents, monkeypatch
+):
+    from skdgm._sdgm import _training
+
+    docs, y = documents
+    seen, states = [], []
+    add = _training._Average.add
+
+    def spy(self, model, tuned_inputs):
+        seen.append(tuned_inputs)
+        states.append({k: v.detach().clone() for k, v in tuned_inputs.state_dict().items()})
+        add(self, model, tuned_inputs)
+
+    monkeypatch.setattr(_training._Average, "add", spy)
+    SemiSupervisedVAEClassifier(
+        MultilingualEncoder(tiny_wordpiece_model), fine_tune_layers=1, average_epochs=2, **FAST
+    ).fit(docs, y)
+    assert len(states) == 2 and seen[0] is seen[1]
+    changed = 0
+    for key, value in seen[0].state_dict().items():
+        if value.is_floating_point():
+            mean = torch.stack([s[key].float() for s in states]).mean(0)
+            torch.testing.assert_close(value.float(), mean.to(value.dtype).float())
+            changed += not torch.equal(states[0][key], states[1][key])
+    assert changed > 0  # the layers moved between the two epochs: a real average

@@ -221,6 +221,7 @@ def training_stages(
         free_bits=params["free_bits"],
         n_iter_no_change=params["n_iter_no_change"],
         fine_tune_learning_rate=params["fine_tune_learning_rate"],
+        average_epochs=params["average_epochs"],
     )
     max_epochs = params["max_epochs"]
     if params["training"] == "joint":

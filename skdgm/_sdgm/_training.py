@@ -65,6 +65,7 @@ class TrainingConfig:
     fine_tune_epochs: int = 0
     fine_tune_learning_rate: float = 5e-5
     objective: str = "joint"
+    average_epochs: int = 0
 
 
 #: The networks each objective trains (every other one stays as it is).
@@ -110,6 +111,11 @@ def train(
     decaying linearly to 0 over those epochs); ``inputs`` must hold what ``tuned_inputs``
     gave before training.
 
+    With ``config.average_epochs`` = k > 0 and no validation rows, the model ends with the
+    mean of its parameters (the tuned encoder layers' too) at the end of each of the last
+    k epochs (Polyak averaging; the warm-up epochs never count): one fit's training noise
+    averaged out at no extra cost.
+
     A ``KeyboardInterrupt`` (Ctrl-C) ends training where it is: the model keeps the best
     epoch's parameters (with validation rows) or its current ones, and ``interrupted``
     says so.
@@ -147,6 +153,10 @@ def train(
         first_tuned = max(config.max_epochs - config.fine_tune_epochs, config.warm_up_epochs) + 1
     encoder_optimizer = None
     first_record = len(history)
+    average_from = math.inf
+    if config.average_epochs > 0 and not len(validation):
+        average_from = max(config.max_epochs - config.average_epochs, config.warm_up_epochs) + 1
+    averaged = _Average()
     interrupted = False
     _set_z1_unit(model, inputs if objective == "m2" else None, every)
     restore = _freeze(*frozen)
@@ -251,6 +261,8 @@ def train(
                 record.update(valid_accuracy=val_acc, valid_loss=val_ce)
             record["active_units"] = active_units(model, source, every)
             record["duration"] = time.perf_counter() - start
+            if epoch >= average_from:
+                averaged.add(model, tuned_inputs)
             history.append(record)
             show_progress(progress, record)
             if len(validation) and classifies and not warm_up:
@@ -275,11 +287,50 @@ def train(
 
     n_epochs = len(history) - first_record
     if best_state is None:
+        averaged.load_into(model, tuned_inputs)
         return n_epochs, len(history), interrupted
     model.load_state_dict(best_state[0])
     if tuned_inputs is not None:
         tuned_inputs.load_state_dict(best_state[1])
     return n_epochs, best_epoch, interrupted
+
+
+class _Average:
+    """A running mean of a model's floating-point parameters and buffers over epochs."""
+
+    def __init__(self):
+        self.n = 0
+        self.means: list[dict] = []
+
+    @staticmethod
+    def _states(model, tuned_inputs):
+        modules = [model] if tuned_inputs is None else [model, tuned_inputs]
+        return [module.state_dict() for module in modules]
+
+    @torch.no_grad()
+    def add(self, model, tuned_inputs) -> None:
+        states = self._states(model, tuned_inputs)
+        self.n += 1
+        if self.n == 1:
+            self.means = [
+                {k: v.detach().float().clone() for k, v in s.items() if v.is_floating_point()}
+                for s in states
+            ]
+            return
+        for mean, state in zip(self.means, states):
+            for key, value in mean.items():
+                value.add_(state[key].float() - value, alpha=1.0 / self.n)
+
+    @torch.no_grad()
+    def load_into(self, model, tuned_inputs) -> None:
+        """Give the model (and the tuned layers) the mean; nothing if no epoch was added."""
+        if self.n == 0:
+            return
+        modules = [model] if tuned_inputs is None else [model, tuned_inputs]
+        for module, mean in zip(modules, self.means):
+            state = module.state_dict()
+            for key, value in mean.items():
+                state[key].copy_(value.to(state[key].dtype))
 
 
 def _m1_loss(model: SDGM, inputs, targets, config: TrainingConfig, kl_weight: float):
