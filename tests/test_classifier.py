@@ -474,18 +474,20 @@ def test_average_epochs_ends_with_the_mean_of_the_last_epochs(blobs, monkeypatch
 
 def test_average_epochs_of_one_is_the_last_epoch(blobs):
     X, _, y_partial = blobs
-    last = SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)
+    last = SemiSupervisedVAEClassifier(**FAST, average_epochs=0).fit(X, y_partial)
     averaged = SemiSupervisedVAEClassifier(**FAST, average_epochs=1).fit(X, y_partial)
     np.testing.assert_array_equal(averaged.predict_proba(X), last.predict_proba(X))
+    default = SemiSupervisedVAEClassifier(**FAST).fit(X, y_partial)  # the last 7 of 15
+    assert not np.array_equal(default.predict_proba(X), last.predict_proba(X))
 
 
 def test_average_epochs_skips_warm_up_and_early_stopping(blobs, monkeypatch):
     X, y, _ = blobs
     recorded = _record_averaged_states(monkeypatch)
     y_partial = np.where(np.arange(len(y)) < 60, y, -1)
-    params = {**FAST, "max_epochs": 2, "warm_up_epochs": 3, "average_epochs": 10}
+    params = {**FAST, "max_epochs": 5, "warm_up_epochs": 3, "average_epochs": 10}
     SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
-    assert len(recorded) == 2  # the two joint epochs, never the warm-up ones
+    assert len(recorded) == 2  # the second half of the 5 joint epochs, no warm-up epoch
     recorded.clear()
     SemiSupervisedVAEClassifier(**params, early_stopping=True).fit(X, y_partial)
     assert recorded == []  # the best epoch's parameters are kept instead

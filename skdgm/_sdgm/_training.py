@@ -113,8 +113,8 @@ def train(
 
     With ``config.average_epochs`` = k > 0 and no validation rows, the model ends with the
     mean of its parameters (the tuned encoder layers' too) at the end of each of the last
-    k epochs (Polyak averaging; the warm-up epochs never count): one fit's training noise
-    averaged out at no extra cost.
+    k epochs, at most the second half of the epochs after the warm-up (Polyak averaging):
+    one fit's training noise averaged out at no extra cost.
 
     A ``KeyboardInterrupt`` (Ctrl-C) ends training where it is: the model keeps the best
     epoch's parameters (with validation rows) or its current ones, and ``interrupted``
@@ -154,8 +154,11 @@ def train(
     encoder_optimizer = None
     first_record = len(history)
     average_from = math.inf
-    if config.average_epochs > 0 and not len(validation):
-        average_from = max(config.max_epochs - config.average_epochs, config.warm_up_epochs) + 1
+    # At most the second half of the epochs after the warm-up: early epochs are not yet
+    # near a solution, and a short fit should not average them in.
+    n_averaged = min(config.average_epochs, (config.max_epochs - config.warm_up_epochs) // 2)
+    if n_averaged > 0 and not len(validation):
+        average_from = config.max_epochs - n_averaged + 1
     averaged = _Average()
     interrupted = False
     _set_z1_unit(model, inputs if objective == "m2" else None, every)
