@@ -174,10 +174,11 @@ class SemiSupervisedVAEClassifier(
         End with the mean of the parameters reached at the end of each of the last
         ``average_epochs`` epochs, at most the second half of the epochs after the
         warm-up (Polyak averaging; the tuned encoder layers too; in each stage with
-        ``training="two_stage"``): a fit's training noise averaged out at no extra cost. 0: the last epoch's parameters.
-        Ignored with ``early_stopping=True``, which keeps the best epoch's. With 16
-        labels per language it gained 0.5 points on 9 of 10 draws (level on the 10th);
-        with 64 it was level (``docs/tuning.rst``, round 7).
+        ``training="two_stage"``): a fit's training noise averaged out at no extra
+        cost. 0: the last epoch's parameters. Ignored with ``early_stopping=True``,
+        which keeps the best epoch's. With 16 labels per language it gained 0.5 points
+        on 9 of 10 draws (level on the 10th); with 64 it was level (``docs/tuning.rst``,
+        round 7).
 
     Attributes
     ----------

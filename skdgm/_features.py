@@ -83,31 +83,28 @@ def fit_encoder(encoder, docs, previous, fine_tune_layers: int, device, decoder:
     fitted encoder); the embedder, with ``fine_tune_layers`` > 0, holds the stored token
     states below the top layers, which its caller closes (``embedder.states.close()``).
     """
+    if fine_tune_layers:
+        missing = [
+            name
+            for name in ("_token_states", "_tunable_top", "_with_tuned_top")
+            if not hasattr(encoder, name)
+        ]
+        if missing:  # checked before the encoder is fitted, which may take long
+            raise ValueError(
+                f"fine_tune_layers={fine_tune_layers} needs an encoder whose layers can "
+                f"be fine-tuned, such as skdgm.encoders.MultilingualEncoder; "
+                f"{type(encoder).__name__} cannot. Use fine_tune_layers=0."
+            )
+    if previous is not None and getattr(previous, "tuned_layers_", 0):
+        fitted = previous  # a warm start keeps (and goes on from) the layers tuned before
+    else:
+        # y=None given explicitly: sklearn's FrozenEstimator (a prefitted encoder that
+        # fit leaves alone) requires it.
+        fitted = clone(encoder).fit(docs, None)
     if fine_tune_layers == 0:
-        if previous is not None and getattr(previous, "tuned_layers_", 0):
-            fitted = previous  # a warm start keeps the layers tuned before
-        else:
-            # y=None given explicitly: sklearn's FrozenEstimator (a prefitted encoder
-            # that fit leaves alone) requires it.
-            fitted = clone(encoder).fit(docs, None)
         return (*encode(fitted, docs, decoder), None, fitted)
     from .encoders._tuning import DocumentEmbedder
 
-    missing = [
-        name
-        for name in ("_token_states", "_tunable_top", "_with_tuned_top")
-        if not hasattr(encoder, name)
-    ]
-    if missing:  # checked before the encoder is fitted, which may take long
-        raise ValueError(
-            f"fine_tune_layers={fine_tune_layers} needs an encoder whose layers can "
-            f"be fine-tuned, such as skdgm.encoders.MultilingualEncoder; "
-            f"{type(encoder).__name__} cannot. Use fine_tune_layers=0."
-        )
-    if previous is not None and getattr(previous, "tuned_layers_", 0):
-        fitted = previous  # go on from the tuned layers of the previous fit
-    else:
-        fitted = clone(encoder).fit(docs, None)
     states = fitted._token_states(docs, fine_tune_layers)
     try:
         embedder = DocumentEmbedder(fitted._tunable_top(fine_tune_layers), states)

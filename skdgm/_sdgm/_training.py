@@ -306,20 +306,18 @@ class _Average:
         self.means: list[dict] = []
 
     @staticmethod
-    def _states(model, tuned_inputs):
-        modules = [model] if tuned_inputs is None else [model, tuned_inputs]
-        return [module.state_dict() for module in modules]
+    def _modules(model, tuned_inputs):
+        return [model] if tuned_inputs is None else [model, tuned_inputs]
 
     @torch.no_grad()
     def add(self, model, tuned_inputs) -> None:
-        states = self._states(model, tuned_inputs)
-        self.n += 1
-        if self.n == 1:
+        states = [m.state_dict() for m in self._modules(model, tuned_inputs)]
+        if not self.means:
+            floats = [{k: v for k, v in s.items() if v.is_floating_point()} for s in states]
             self.means = [
-                {k: v.detach().float().clone() for k, v in s.items() if v.is_floating_point()}
-                for s in states
+                {k: torch.zeros_like(v, dtype=torch.float32) for k, v in f.items()} for f in floats
             ]
-            return
+        self.n += 1
         for mean, state in zip(self.means, states):
             for key, value in mean.items():
                 value.add_(state[key].float() - value, alpha=1.0 / self.n)
@@ -327,10 +325,7 @@ class _Average:
     @torch.no_grad()
     def load_into(self, model, tuned_inputs) -> None:
         """Give the model (and the tuned layers) the mean; nothing if no epoch was added."""
-        if self.n == 0:
-            return
-        modules = [model] if tuned_inputs is None else [model, tuned_inputs]
-        for module, mean in zip(modules, self.means):
+        for module, mean in zip(self._modules(model, tuned_inputs), self.means):
             state = module.state_dict()
             for key, value in mean.items():
                 state[key].copy_(value.to(state[key].dtype))
