@@ -76,6 +76,32 @@ SETTINGS: dict[str, dict] = {
             },
         }
     },
+    # Round 8: twice the tuned epochs, or ten times the weight of the labels' cross-entropy
+    # in the final fit (with hundreds of pseudo-labels, the reconstruction of 5,000
+    # pieces still outweighs them in the encoder's gradient at alpha=1).
+    "pseudo-0.9-then-e2e-6ep": {
+        "pseudo_labels": {
+            "threshold": 0.9,
+            "max_iter": 1,
+            "final": {
+                "fine_tune_layers": 1,
+                "fine_tune_epochs": 6,
+                "fine_tune_learning_rate": 2e-4,
+            },
+        }
+    },
+    "pseudo-0.9-then-e2e-alpha10": {
+        "pseudo_labels": {
+            "threshold": 0.9,
+            "max_iter": 1,
+            "final": {
+                "alpha": 10.0,
+                "fine_tune_layers": 1,
+                "fine_tune_epochs": 3,
+                "fine_tune_learning_rate": 2e-4,
+            },
+        }
+    },
 }
 
 

@@ -103,7 +103,8 @@ class SemiSupervisedVAEClassifier(
         2016), so that the decoder needs z1 and does not ignore it (posterior collapse).
     max_epochs : int, default=100
         Epochs of joint training (after the warm-up). An epoch is one pass over the
-        unlabelled rows, each mini-batch paired with a batch of labelled rows. With
+        unlabelled rows, each mini-batch paired with a batch of labelled rows (over the
+        labelled rows, the unlabelled ones cycling, when the labelled are more). With
         ``training="two_stage"``, epochs of each stage: M1's epochs are passes over every
         row in batches of ``batch_size``.
     batch_size : int, default=64
@@ -173,7 +174,8 @@ class SemiSupervisedVAEClassifier(
     average_epochs : int, default=25
         End with the mean of the parameters reached at the end of each of the last
         ``average_epochs`` epochs, at most the second half of the epochs after the
-        warm-up (Polyak averaging; the tuned encoder layers too; in each stage with
+        warm-up, and only epochs that tune the encoder when ``fine_tune_layers`` > 0
+        (Polyak averaging; the tuned encoder layers too; in each stage with
         ``training="two_stage"``): a fit's training noise averaged out at no extra
         cost. 0: the last epoch's parameters. Ignored with ``early_stopping=True``,
         which keeps the best epoch's. With 16 labels per language it gained 0.5 points

@@ -491,3 +491,25 @@ def test_average_epochs_skips_warm_up_and_early_stopping(blobs, monkeypatch):
     recorded.clear()
     SemiSupervisedVAEClassifier(**params, early_stopping=True).fit(X, y_partial)
     assert recorded == []  # the best epoch's parameters are kept instead
+
+
+def test_an_epoch_passes_over_the_larger_set_of_rows(blobs, monkeypatch):
+    # After pseudo-labelling, labelled rows can outnumber the unlabelled ones: an epoch
+    # still sees every labelled row once, the few unlabelled rows cycling beside them.
+    from skdgm._sdgm import _training
+
+    X, y, _ = blobs
+    y_partial = y.copy()
+    y_partial[200:] = -1  # 200 labelled, 40 unlabelled
+    batches = []
+    forward_terms = _training.forward_terms
+
+    def spy(model, inputs, targets, y_l, free_bits):
+        batches.append((len(y_l), len(inputs) - len(y_l)))
+        return forward_terms(model, inputs, targets, y_l, free_bits)
+
+    monkeypatch.setattr(_training, "forward_terms", spy)
+    params = dict(FAST, max_epochs=1, batch_size=32, average_epochs=0)
+    SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
+    assert len(batches) == 7  # ceil(200 / 32), not ceil(40 / 32)
+    assert all(n_l == 32 and n_u == 32 for n_l, n_u in batches)

@@ -210,3 +210,24 @@ def test_average_epochs_averages_the_tuned_layers_too(
             torch.testing.assert_close(value.float(), mean.to(value.dtype).float())
             changed += not torch.equal(states[0][key], states[1][key])
     assert changed > 0  # the layers moved between the two epochs: a real average
+
+
+def test_average_epochs_starts_with_the_tuning(tiny_wordpiece_model, documents, monkeypatch):
+    # Epochs on the frozen encoder would average the layers' untrained weights into the
+    # tuned ones: the window holds only the epochs that tune them.
+    from skdgm._sdgm import _training
+
+    docs, y = documents
+    counts = []
+    add = _training._Average.add
+
+    def spy(self, model, tuned_inputs):
+        counts.append(tuned_inputs)
+        add(self, model, tuned_inputs)
+
+    monkeypatch.setattr(_training._Average, "add", spy)
+    params = dict(FAST, max_epochs=8, fine_tune_epochs=2)
+    SemiSupervisedVAEClassifier(
+        MultilingualEncoder(tiny_wordpiece_model), fine_tune_layers=1, average_epochs=5, **params
+    ).fit(docs, y)
+    assert len(counts) == 2  # 5 asked, 5 of the 10 epochs allowed, 2 of them tuned

@@ -158,7 +158,12 @@ def train(
     # near a solution, and a short fit should not average them in.
     n_averaged = min(config.average_epochs, (config.max_epochs - config.warm_up_epochs) // 2)
     if n_averaged > 0 and not len(validation):
+        # Nor before the encoder's layers start to train: the networks fitted to the
+        # frozen encoder's inputs, and the layers' untrained weights, would dilute the
+        # tuned ones.
         average_from = config.max_epochs - n_averaged + 1
+        if first_tuned < math.inf:
+            average_from = max(average_from, first_tuned)
     averaged = _Average()
     interrupted = False
     _set_z1_unit(model, inputs if objective == "m2" else None, every)
@@ -179,7 +184,9 @@ def train(
             elif warm_up or n_u == 0:
                 n_steps = math.ceil(n_l / bs)
             else:
-                n_steps = math.ceil(n_u / bs)
+                # A pass over the larger of the two sets: the other cycles (labelled rows
+                # are usually the few; after pseudo-labelling they may be the many).
+                n_steps = math.ceil(max(n_u, n_l) / bs)
             if tuning and encoder_optimizer is None:
                 encoder_optimizer, schedule = _encoder_optimizer(
                     tuned_inputs, config, n_steps * (config.max_epochs - epoch + 1)
@@ -215,8 +222,10 @@ def train(
                         loss = config.alpha * ce
                         parts = {"cross_entropy": ce}
                     else:
-                        # empty when n_u == 0
-                        unl = unlabelled[perm_u[step * bs : (step + 1) * bs]]
+                        if n_u >= n_l or n_u == 0:
+                            unl = unlabelled[perm_u[step * bs : (step + 1) * bs]]
+                        else:  # fewer unlabelled than labelled rows: they cycle
+                            unl = unlabelled[perm_u[np.arange(step * bs, (step + 1) * bs) % n_u]]
                         rows = np.concatenate([lab, unl])
                         if objective == "m2":
                             t_l, t_u = m2_terms(model, source[rows], y_l)
