@@ -239,7 +239,7 @@ def train(
                         logits = t_l["logits"]
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
-                        first_record + epoch, {k: float(v) for k, v in parts.items()}
+                        first_record + epoch, {k: float(v.detach()) for k, v in parts.items()}
                     )
                 optimizer.zero_grad(set_to_none=True)
                 if tuning:
