@@ -9,8 +9,8 @@ STAMP := $(VENV)/.skdgm-installed
 EMBEDDING_CACHE ?= .cache/embeddings
 
 # glibc keeps freed memory in the process instead of unmapping every large block
-# (benchmarks/bench_allocator.py): fine-tuning on a CPU spent a third of its time in the
-# kernel without it. Exported to the benchmark runs only; no effect off glibc.
+# (benchmarks/bench_allocator.py): fine-tuning on a CPU spent a fifth to a quarter of its
+# time in the kernel without it. Exported to the benchmark runs only; no effect off glibc.
 ALLOCATOR := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1000000000
 
 .PHONY: install test demo docs lint benchmark clean

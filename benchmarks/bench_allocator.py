@@ -2,8 +2,8 @@
 
 On Linux, glibc's ``malloc`` hands every block above a threshold (at most 32 MB) back to
 the system when it is freed, so each training step of a fine-tuned layer maps, faults in
-and unmaps its large activations anew: on this project's 2-core machine a third of a
-fine-tuning fit's CPU time was system time. The environment variables below keep freed
+and unmaps its large activations anew: on this project's 2-core machine a fifth to a
+quarter of a fine-tuning fit's CPU time was system time. The environment variables below keep freed
 memory in the process instead (no ``mmap`` for large blocks, no trimming), at the price of
 a higher peak.
 
@@ -54,8 +54,8 @@ def _child(workload: str, n_documents: int, cache_dir: str) -> None:
     encoder = MultilingualEncoder(cache_dir=cache_dir)
     if workload == "transformer":
         model = TransformerClassifier(encoder, fine_tune_layers=1, random_state=0)
-        rows = y != -1
-        fit = lambda: model.fit([d for d, r in zip(docs, rows) if r], y[rows])  # noqa: E731
+        labelled = y != -1
+        fit = lambda: model.fit([d for d, r in zip(docs, labelled) if r], y[labelled])  # noqa: E731
     else:
         layers = 1 if workload == "sdgm-end-to-end" else 0
         model = SemiSupervisedVAEClassifier(

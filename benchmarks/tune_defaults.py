@@ -32,6 +32,18 @@ from skdgm.benchmark import (
 )
 from skdgm.benchmark._methods import _sdgm
 
+
+def _pseudo_then_e2e(**final) -> dict:
+    """Pseudo-labels (p >= 0.9) of a frozen fit, then one end-to-end fit with ``final``."""
+    final = {
+        "fine_tune_layers": 1,
+        "fine_tune_epochs": 3,
+        "fine_tune_learning_rate": 2e-4,
+        **final,
+    }
+    return {"pseudo_labels": {"threshold": 0.9, "max_iter": 1, "final": final}}
+
+
 #: Named settings: overrides of the SDGM's parameters.
 SETTINGS: dict[str, dict] = {
     "defaults": {},
@@ -65,43 +77,12 @@ SETTINGS: dict[str, dict] = {
     "pseudo-0.99": {"pseudo_labels": {"threshold": 0.99, "max_iter": 2}},
     # Pseudo-labels of the frozen SDGM, then one end-to-end fit on them: the encoder's top
     # layer sees many (pseudo-)labelled rows, as the transformer's does under self-training.
-    "pseudo-0.9-then-e2e": {
-        "pseudo_labels": {
-            "threshold": 0.9,
-            "max_iter": 1,
-            "final": {
-                "fine_tune_layers": 1,
-                "fine_tune_epochs": 3,
-                "fine_tune_learning_rate": 2e-4,
-            },
-        }
-    },
+    "pseudo-0.9-then-e2e": _pseudo_then_e2e(),
     # Round 8: twice the tuned epochs, or ten times the weight of the labels' cross-entropy
     # in the final fit (with hundreds of pseudo-labels, the reconstruction of 5,000
     # pieces still outweighs them in the encoder's gradient at alpha=1).
-    "pseudo-0.9-then-e2e-6ep": {
-        "pseudo_labels": {
-            "threshold": 0.9,
-            "max_iter": 1,
-            "final": {
-                "fine_tune_layers": 1,
-                "fine_tune_epochs": 6,
-                "fine_tune_learning_rate": 2e-4,
-            },
-        }
-    },
-    "pseudo-0.9-then-e2e-alpha10": {
-        "pseudo_labels": {
-            "threshold": 0.9,
-            "max_iter": 1,
-            "final": {
-                "alpha": 10.0,
-                "fine_tune_layers": 1,
-                "fine_tune_epochs": 3,
-                "fine_tune_learning_rate": 2e-4,
-            },
-        }
-    },
+    "pseudo-0.9-then-e2e-6ep": _pseudo_then_e2e(fine_tune_epochs=6),
+    "pseudo-0.9-then-e2e-alpha10": _pseudo_then_e2e(alpha=10.0),
 }
 
 

@@ -113,8 +113,12 @@ def train(
 
     With ``config.average_epochs`` = k > 0 and no validation rows, the model ends with the
     mean of its parameters (the tuned encoder layers' too) at the end of each of the last
-    k epochs, at most the second half of the epochs after the warm-up (Polyak averaging):
-    one fit's training noise averaged out at no extra cost.
+    k epochs, at most the second half of the epochs after the warm-up and, with
+    ``tuned_inputs``, only epochs that tune them (Polyak averaging): one fit's training
+    noise averaged out at no extra cost.
+
+    A semi-supervised epoch passes over the unlabelled rows, or over the labelled rows
+    when they are the more numerous; the other set cycles beside it.
 
     A ``KeyboardInterrupt`` (Ctrl-C) ends training where it is: the model keeps the best
     epoch's parameters (with validation rows) or its current ones, and ``interrupted``
