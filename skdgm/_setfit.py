@@ -194,8 +194,10 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         docs = [self.prefix_ + doc for doc in check_documents(X, min_documents=1)]
-        proba = self.model_.predict_proba(docs, as_numpy=True)
-        return np.asarray(proba, dtype=np.float64)
+        proba = np.asarray(self.model_.predict_proba(docs, as_numpy=True), dtype=np.float64)
+        # SetFit's head gives float32 rows, off 1 by up to ~1e-7: renormalised in float64,
+        # as scikit-learn's classifiers give them.
+        return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X):
         """Predicted labels.
