@@ -182,6 +182,9 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--pairs", nargs="*", default=[], help="cross-lingual pairs, e.g. en-de")
     parser.add_argument("--cache-dir", default=".cache/embeddings")
+    parser.add_argument(
+        "--prefix", default="auto", help='the encoder\'s prefix, e.g. "query: " (default: auto)'
+    )
     parser.add_argument("--output", help="append the runs here, one JSON line each")
     parser.add_argument("--list", action="store_true", help="list the named settings")
     args = parser.parse_args(argv)
@@ -208,6 +211,7 @@ def main(argv=None) -> None:
         methods,
         cross_lingual=[tuple(pair.split("-")) for pair in args.pairs],
         cache_dir=args.cache_dir,
+        encoder_prefix=args.prefix,
         on_run=keep,
     )
     for metric in ("accuracy", "macro_f1"):

@@ -144,7 +144,8 @@ def test_bad_settings_raise_clear_errors(capsys):
     assert "lots" in capsys.readouterr().err
 
 
-def test_mldoc_files(tiny_wordpiece_model, tmp_path):
+def _write_mldoc_files(folder) -> None:
+    """Small English MLDoc-style files: 12 train and 5 test documents per topic."""
     topics = {
         "CCAT": "company shares profit merger",
         "ECAT": "inflation economy growth rates",
@@ -158,7 +159,11 @@ def test_mldoc_files(tiny_wordpiece_model, tmp_path):
             for _ in range(count):
                 text = " ".join(rng.choice(words.split() + ["the", "a", "of"], size=8))
                 lines.append(f"{label}\t{text}")
-        (tmp_path / f"english.{split}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (folder / f"english.{split}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_mldoc_files(tiny_wordpiece_model, tmp_path):
+    _write_mldoc_files(tmp_path)
     results = run_benchmark(
         ["en"],
         [8, "all"],
@@ -176,6 +181,35 @@ def test_mldoc_files(tiny_wordpiece_model, tmp_path):
     assert min(tfidf) > 0.5  # the topic words separate the classes
     with pytest.raises(ValueError, match="Unknown language"):
         run_benchmark(["xx"], [8], 1, mldoc=str(tmp_path))
+
+
+def test_the_encoder_prefix_reaches_the_embeddings(tiny_wordpiece_model, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    _write_mldoc_files(tmp_path)
+    seen = []  # the embeddings every method of a run reads
+
+    def build(context):
+        seen.append(context.encoder.table.embeddings.copy())
+        return LogisticRegression()
+
+    embeddings = {}
+    for prefix in ("auto", "query: "):
+        results = run_benchmark(
+            ["en"],
+            [8],
+            1,
+            {"probe": Method(build, "embeddings", semi_supervised=False)},
+            encoder=tiny_wordpiece_model,
+            encoder_prefix=prefix,
+            mldoc=str(tmp_path),
+            device="cpu",
+            verbose=0,
+        )
+        assert results.settings["encoder_prefix"] == prefix
+        embeddings[prefix] = seen[-1]
+    assert embeddings["auto"].shape == embeddings["query: "].shape
+    assert not np.allclose(embeddings["auto"], embeddings["query: "])
 
 
 def test_slow_methods_run_on_fewer_seeds_and_say_so(tiny_wordpiece_model):

@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_ENCODER,
         help=f"model name or folder (default {DEFAULT_ENCODER})",
     )
+    parser.add_argument(
+        "--prefix",
+        default="auto",
+        help='text put before every document, e.g. "query: " (default: the encoder\'s '
+        'own choice, "passage: " for e5 models)',
+    )
     parser.add_argument("--mldoc", metavar="PATH", help="folder of MLDoc files to use instead")
     parser.add_argument("--output", default="benchmark_results", help="folder of the results")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -129,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cross_lingual=config["cross_lingual"],
             cross_lingual_sizes=config["cross_lingual_sizes"],
             encoder=args.encoder,
+            encoder_prefix=args.prefix,
             mldoc=args.mldoc,
             device=args.device,
             cache_dir=args.cache_dir,

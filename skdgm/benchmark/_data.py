@@ -210,7 +210,7 @@ def _check_languages(languages: Iterable[str], mldoc: str | None) -> None:
         raise ValueError(f"Unknown language(s) {unknown} for {corpus}; use some of {list(known)}.")
 
 
-def _encode_languages(languages, *, encoder, mldoc, device, cache_dir, verbose):
+def _encode_languages(languages, *, encoder, mldoc, device, cache_dir, verbose, prefix="auto"):
     """Load every language and embed its documents once.
 
     Returns the per-language data, the document table, the texts (by table row) and the
@@ -233,7 +233,7 @@ def _encode_languages(languages, *, encoder, mldoc, device, cache_dir, verbose):
 
     start = time.perf_counter()
     model = MultilingualEncoder(
-        encoder, device=device, cache_dir=cache_dir, verbose=int(verbose > 1)
+        encoder, prefix=prefix, device=device, cache_dir=cache_dir, verbose=int(verbose > 1)
     )
     model.fit(["benchmark"])
     timings = {"load model": time.perf_counter() - start}

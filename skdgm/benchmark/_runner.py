@@ -155,6 +155,7 @@ def run_benchmark(
     cross_lingual: Iterable[tuple[str, str]] = (),
     cross_lingual_sizes: Sequence[int | str] | None = None,
     encoder: str = DEFAULT_ENCODER,
+    encoder_prefix: str = "auto",
     mldoc: str | None = None,
     device: str = "auto",
     cache_dir: str | None = None,
@@ -182,6 +183,9 @@ def run_benchmark(
         Labelled sizes of the cross-lingual runs; None uses ``sizes``.
     encoder : str, default="intfloat/multilingual-e5-small"
         Hugging Face model name or folder of the :class:`~skdgm.encoders.MultilingualEncoder`.
+    encoder_prefix : str, default="auto"
+        The encoder's ``prefix``: text put before every document (``"auto"``: the
+        encoder's own choice, ``"passage: "`` for e5 models).
     mldoc : str or None, default=None
         Folder of MLDoc files (see :func:`~skdgm.datasets.load_mldoc`): use them instead of
         the bundled LibreOffice help corpus (train = ``train.1000``, test = ``test``).
@@ -243,7 +247,13 @@ def run_benchmark(
     _check_languages(needed, mldoc)
 
     data, table, texts, timings = _encode_languages(
-        needed, encoder=encoder, mldoc=mldoc, device=device, cache_dir=cache_dir, verbose=verbose
+        needed,
+        encoder=encoder,
+        prefix=encoder_prefix,
+        mldoc=mldoc,
+        device=device,
+        cache_dir=cache_dir,
+        verbose=verbose,
     )
     tasks = [
         (language, language, n, seed)
@@ -326,6 +336,7 @@ def run_benchmark(
         "cross_lingual": [list(pair) for pair in pairs],
         "cross_lingual_sizes": cl_sizes,
         "encoder": str(encoder),
+        "encoder_prefix": encoder_prefix,
         "data": f"MLDoc at {mldoc}" if mldoc is not None else "LibreOffice help (bundled)",
         "device": device,
         "sdgm_params": dict(sdgm_params or {}),
