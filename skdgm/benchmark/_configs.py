@@ -37,11 +37,12 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (),
         "cross_lingual_sizes": None,
         "sdgm_params": None,
-        # Slow methods on fewer draws, to keep the demo near 30 minutes on 2 CPU cores
-        # (fit times measured on 2026-11-26 with 16 labels): the transformer (30-60 s)
-        # on the first seed with 16 labels; the end-to-end SDGM (1-2 minutes) on English
-        # and German; self-training (8 minutes: it refits on a growing set) and SetFit
-        # (3 minutes here, its pairs growing with the labels) on English only.
+        # Slow methods on fewer draws (the whole demo took 41 minutes on 2 idle CPU
+        # cores with a cold cache on 2026-12-03; fit times with 16 labels): the
+        # transformer (36 s) on the first seed with 16 labels; the end-to-end SDGM (2
+        # minutes) on English and German; self-training (10 minutes: it refits on a
+        # growing set) and SetFit (4 minutes, its pairs growing with the labels) on
+        # English only.
         "methods": _TIMED_METHODS,
         "method_limits": {
             "SDGM-e2e": {"seeds": 1, "sizes": (16,), "tasks": ("en", "de")},
