@@ -24,6 +24,13 @@ def check_fit_input(estimator, X, y):
     numbers, scikit-learn's ``validate_data`` sets ``n_features_in_`` (and
     ``feature_names_in_``) on the estimator.
     """
+    if estimator.ensemble_size > 1 and estimator.fine_tune_layers:
+        raise ValueError(
+            f"ensemble_size={estimator.ensemble_size} with "
+            f"fine_tune_layers={estimator.fine_tune_layers}: the members of an ensemble "
+            "share one encoder, so they cannot each tune its layers. Set ensemble_size=1 "
+            "to fine-tune, or fine_tune_layers=0 for an ensemble on the frozen encoder."
+        )
     if estimator.encoder is not None:
         docs = check_documents(X, min_documents=2)
         return docs, None, check_labels_length(y, len(docs))

@@ -19,8 +19,10 @@ EXPECTED_FAILED_CHECKS = {
 # decoder="gru" needs documents, which the checks do not give: tests/test_gru_decoder.py.
 # Two stages need more epochs to pass check_classifiers_train's 0.83 training accuracy on
 # 2-d blobs: M1's posterior nearly collapses there (0.79 after 20 epochs, 0.89 after 40).
+# So does an ensemble: its second member scores 0.71 there after 20 epochs (0.89 after 40).
 ESTIMATORS = [
     SemiSupervisedVAEClassifier(**FAST),
+    SemiSupervisedVAEClassifier(**{**FAST, "max_epochs": 40}, ensemble_size=2),
     SemiSupervisedVAEClassifier(**{**FAST, "max_epochs": 40}, training="two_stage"),
 ]
 

@@ -15,6 +15,7 @@ import torch
 from .._base import advise_on_memory, progress_bar
 from .._device import fork_rng
 from .._preprocessing import PAD
+from ._ensemble import SDGMEnsemble, members
 from ._inputs import RowSource, TokenRows, TunedRows
 from ._networks import SDGM
 from ._training import TrainingConfig, predict_logits, train
@@ -43,6 +44,8 @@ class FitResult:
     best_epoch: int  # the epoch whose parameters were kept
     interrupted: bool  # Ctrl-C
     predicted: np.ndarray  # the class (position) q(y | x) gives every training row
+    members_kept: int = 1  # SDGMs in the model (an ensemble's members)
+    members_planned: int = 1
 
     def interruption(self, early_stopping: bool) -> str:
         """What to tell the user when Ctrl-C stopped the training (``interrupted``)."""
@@ -51,6 +54,8 @@ class FitResult:
             if early_stopping and self.best_epoch
             else "the parameters reached when it stopped"
         )
+        if self.members_planned > 1:
+            kept += f", {self.members_kept} of its {self.members_planned} ensemble members"
         return (
             f"Training was interrupted after {self.n_epochs} complete epoch(s) of "
             f"{self.planned}; the estimator is fitted with {kept}. Fit again to "
@@ -143,49 +148,64 @@ def fit_sdgm(
             RowSource(rest, device) if rest is not None else None,
         ).to(device)
     target_rows = (TokenRows if decoder == "gru" else RowSource)(targets, device)
-    history = []
     memory = (
         f"lower batch_size (now {params['batch_size']}), or the encoder's max_length or "
         f"fine_tune_layers when fine-tuning"
     )
     if decoder == "gru":
         memory += f", or max_decoder_length (now {params['max_decoder_length']})"
-    planned = sum(config.max_epochs for config in stages)
-    n_epochs, best_epoch, interrupted, tuned = 0, 0, False, False
-    generator = np.random.default_rng(seed)
-    with fork_rng(device, seed), advise_on_memory(f"{memory}; device {device}"):
+    n_members = params["ensemble_size"]
+    planned = n_members * sum(config.max_epochs for config in stages)
+    if previous is not None:
         # A warm start trains a copy: the previous model stays whole if this fit fails.
-        module = copy.deepcopy(previous[0]) if previous is not None else SDGM(**module_kwargs)
-        module = module.to(device)
+        starts = [copy.deepcopy(member) for member in members(previous[0])]
+    else:
+        starts = [None] * n_members
+    history, trained, best_epochs = [], [], []
+    interrupted = False
+    with advise_on_memory(f"{memory}; device {device}"):
         progress = progress_bar(planned, params["verbose"], name)
         try:
-            for config in stages:
+            for index, start in enumerate(starts):
+                # Member 0 trains as a single SDGM would: ensemble_size=1 is one such fit.
+                member_seed = seed + index
+                member_history: list[dict] = []
+                with fork_rng(device, member_seed):
+                    module = start if start is not None else SDGM(**_sdgm_kwargs(module_kwargs))
+                    module = module.to(device)
+                    best_epoch, interrupted, member_inputs = _train_stages(
+                        module,
+                        stages,
+                        inputs,
+                        target_rows,
+                        labelled,
+                        unlabelled,
+                        y_index,
+                        train_pos,
+                        valid_pos,
+                        log_prior,
+                        np.random.default_rng(member_seed),
+                        member_history,
+                        progress,
+                        tuned_inputs,
+                        (embedder, model_inputs, counts),
+                    )
+                if n_members > 1:
+                    for record in member_history:
+                        record["member"] = index
+                history += member_history
+                best_epochs.append(best_epoch)
+                # Ctrl-C: a member stopped part way joins the ensemble only if it is the first.
+                if not interrupted or index == 0:
+                    trained.append(module)
                 if interrupted:
-                    break  # Ctrl-C in M1: no M2
-                if config.objective == "m2" and embedder is not None:
-                    # M2 reads z1 through the layers tuned in M1, which stay fixed.
-                    inputs = _tuned_inputs(embedder, model_inputs, counts, inputs.shape[0])
-                    tuned = True
-                stage_epochs, best_epoch, interrupted = train(
-                    module,
-                    RowSource(inputs, device),
-                    target_rows,
-                    labelled[train_pos],
-                    y_index[train_pos],
-                    unlabelled,
-                    labelled[valid_pos],
-                    y_index[valid_pos],
-                    log_prior,
-                    config,
-                    generator,
-                    history,
-                    progress,
-                    tuned_inputs if config.fine_tune_epochs else None,
-                )
-                n_epochs += stage_epochs
+                    break
         finally:
             if progress is not None:
                 progress.close()
+    module = trained[0] if len(trained) == 1 else SDGMEnsemble(trained)
+    inputs = member_inputs  # through the tuned layers when M2 read them
+    tuned = embedder is not None and any(config.objective == "m2" for config in stages)
     if embedder is not None and not tuned:
         # The documents' embeddings through the tuned layers, then the model's inputs.
         inputs = _tuned_inputs(embedder, model_inputs, counts, inputs.shape[0])
@@ -193,14 +213,73 @@ def fit_sdgm(
     logits = predict_logits(module, RowSource(inputs, device), np.arange(n_rows), 1024)
     return FitResult(
         module=module,
-        module_kwargs=module_kwargs,
+        module_kwargs={
+            **_sdgm_kwargs(module_kwargs),
+            **({"n_members": len(trained)} if len(trained) > 1 else {}),
+        },
         history=history,
-        n_epochs=n_epochs,
+        n_epochs=len(history),
         planned=planned,
-        best_epoch=best_epoch,
+        best_epoch=best_epochs[0],
         interrupted=interrupted,
         predicted=logits.argmax(1).cpu().numpy(),
+        members_kept=len(trained),
+        members_planned=n_members,
     )
+
+
+def _sdgm_kwargs(module_kwargs: dict) -> dict:
+    """One member's arguments: ``module_kwargs`` without the ensemble's size."""
+    return {key: value for key, value in module_kwargs.items() if key != "n_members"}
+
+
+def _train_stages(
+    module: SDGM,
+    stages: list[TrainingConfig],
+    inputs: np.ndarray,
+    target_rows,
+    labelled: np.ndarray,
+    unlabelled: np.ndarray,
+    y_index: np.ndarray,
+    train_pos: np.ndarray,
+    valid_pos: np.ndarray,
+    log_prior: torch.Tensor,
+    generator: np.random.Generator,
+    history: list,
+    progress,
+    tuned_inputs,
+    tuning: tuple,
+) -> tuple[int, bool, np.ndarray]:
+    """Train one SDGM through every stage.
+
+    Returns the best (or last) epoch, whether Ctrl-C stopped it, and the inputs the last
+    stage read (through the tuned layers when M2 read them).
+    """
+    embedder, model_inputs, counts = tuning
+    best_epoch, interrupted = 0, False
+    for config in stages:
+        if interrupted:
+            break  # Ctrl-C in M1: no M2
+        if config.objective == "m2" and embedder is not None:
+            # M2 reads z1 through the layers tuned in M1, which stay fixed.
+            inputs = _tuned_inputs(embedder, model_inputs, counts, inputs.shape[0])
+        _, best_epoch, interrupted = train(
+            module,
+            RowSource(inputs, log_prior.device),
+            target_rows,
+            labelled[train_pos],
+            y_index[train_pos],
+            unlabelled,
+            labelled[valid_pos],
+            y_index[valid_pos],
+            log_prior,
+            config,
+            generator,
+            history,
+            progress,
+            tuned_inputs if config.fine_tune_epochs else None,
+        )
+    return best_epoch, interrupted, inputs
 
 
 def training_stages(

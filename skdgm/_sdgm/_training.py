@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._base import show_progress
+from ._ensemble import SDGMEnsemble, members
 from ._inputs import RowSource, TokenRows, TunedRows
 from ._losses import categorical_kl, forward_terms, m1_terms, m2_terms
 from ._networks import SDGM
@@ -443,8 +444,14 @@ def evaluating(*modules):
             module.train(mode)
 
 
-def _posterior_means(model: SDGM, inputs, index: np.ndarray, batch_size: int, logits: bool):
-    """Posterior means of z1 (or the classifier's logits on them), computed in float64."""
+def _posterior_means(
+    model: SDGM | SDGMEnsemble, inputs, index: np.ndarray, batch_size: int, logits: bool
+):
+    """Posterior means of z1 (or the classifier's logits on them), computed in float64.
+
+    For an ensemble: every member's z1 side by side, or the log of its members' mean
+    probabilities.
+    """
     inference = _inference_copy(model)
     with evaluating(inputs), torch.inference_mode():
         chunks = []
@@ -453,30 +460,38 @@ def _posterior_means(model: SDGM, inputs, index: np.ndarray, batch_size: int, lo
             mu1 = inference.encode(batch)[0]
             chunks.append(inference.classify(mu1, batch) if logits else mu1)
     if not chunks:
-        width = model.n_classes if logits else model.q_z1.mu.out_features
+        width = model.n_classes if logits else sum(m.q_z1.mu.out_features for m in members(model))
         return torch.empty((0, width), dtype=torch.float64)
     return torch.cat(chunks)
 
 
-def _inference_copy(model: SDGM) -> SDGM:
+def _inference_copy(model: SDGM | SDGMEnsemble) -> SDGM | SDGMEnsemble:
     """A float64 copy, in evaluation mode, of what prediction reads: q(z1 | x), the classifier.
 
     float32 matrix products round differently for one row and for many, so that a row's
     probabilities would change (by about 1e-7) with the rows that share its batch; in
     float64 they do not, to float32 precision. The decoder and M2's generative networks
-    are left out of the copy.
+    are left out of the copy (every member's, for an ensemble).
     """
-    unused = {id(getattr(model, name)): None for name in ("decoder", "q_z2", "p_z1")}
+    unused = {
+        id(getattr(member, name)): None
+        for member in members(model)
+        for name in ("decoder", "q_z2", "p_z1")
+    }
     with torch.no_grad():
         return copy.deepcopy(model, unused).double().eval()
 
 
-def encode_mean(model: SDGM, inputs: RowSource | TunedRows, index: np.ndarray, batch_size: int):
+def encode_mean(
+    model: SDGM | SDGMEnsemble, inputs: RowSource | TunedRows, index: np.ndarray, batch_size: int
+):
     """Posterior means E[z1 | x] for the rows ``index`` (float32)."""
     return _posterior_means(model, inputs, index, batch_size, logits=False).float()
 
 
-def predict_logits(model: SDGM, inputs: RowSource | TunedRows, index: np.ndarray, batch_size: int):
+def predict_logits(
+    model: SDGM | SDGMEnsemble, inputs: RowSource | TunedRows, index: np.ndarray, batch_size: int
+):
     """Logits of q(y | E[z1 | x]) for the rows ``index`` (no sampling; float64)."""
     return _posterior_means(model, inputs, index, batch_size, logits=True)
 
