@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sklearn.datasets import make_blobs
 
 try:
     from hypothesis import HealthCheck, settings
@@ -65,6 +66,15 @@ def _save_tiny_model(folder, tokenizer_object, special_tokens: dict, pad_token_i
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """240 rows of 3 Gaussian blobs in 6 dimensions, the first 30 labelled: (X, y, y_partial)."""
+    X, y = make_blobs(n_samples=240, centers=3, n_features=6, cluster_std=2.0, random_state=0)
+    y_partial = y.copy()
+    y_partial[30:] = -1
+    return X, y, y_partial
 
 
 @pytest.fixture(scope="session")

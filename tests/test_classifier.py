@@ -8,7 +8,6 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.base import clone
-from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -16,14 +15,6 @@ from sklearn.preprocessing import StandardScaler
 from skdgm import SemiSupervisedVAEClassifier
 
 FAST = dict(max_epochs=15, hidden_dim=32, z1_dim=8, z2_dim=4, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    X, y = make_blobs(n_samples=240, centers=3, n_features=6, cluster_std=2.0, random_state=0)
-    y_partial = y.copy()
-    y_partial[30:] = -1
-    return X, y, y_partial
 
 
 @pytest.fixture(scope="module")

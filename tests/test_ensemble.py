@@ -6,21 +6,12 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import make_blobs
 
 import skdgm
 from skdgm import SemiSupervisedVAEClassifier
 from skdgm._sdgm import SDGM, RowSource, SDGMEnsemble, build_module, encode_mean, predict_logits
 
 FAST = dict(max_epochs=12, hidden_dim=16, z1_dim=4, z2_dim=2, batch_size=32, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    X, y = make_blobs(n_samples=240, centers=3, n_features=6, cluster_std=2.0, random_state=0)
-    y_partial = y.copy()
-    y_partial[30:] = -1
-    return X, y, y_partial
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import make_blobs
 
 from skdgm import SemiSupervisedVAEClassifier
 from skdgm._sdgm import _fitting, _losses, _training
@@ -20,14 +19,6 @@ from skdgm.encoders import MultilingualEncoder
 FAST = dict(training="two_stage", max_epochs=4, hidden_dim=16, z1_dim=4, z2_dim=2, random_state=0)
 M1_NETWORKS = ("q_z1", "decoder")
 M2_NETWORKS = ("q_y", "q_z2", "p_z1")
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    X, y = make_blobs(n_samples=240, centers=3, n_features=6, cluster_std=2.0, random_state=0)
-    y_partial = y.copy()
-    y_partial[30:] = -1
-    return X, y, y_partial
 
 
 @pytest.fixture
