@@ -63,6 +63,7 @@ SETTINGS: dict[str, dict] = {
         "fine_tune_learning_rate": 2e-4,
     },
     "e2e-k4": {"fine_tune_layers": 4, "fine_tune_epochs": 3},
+    # On documents, the default ("auto") since round 11.
     "sees-inputs": {"classifier_sees_inputs": True},
     "prior-labelled": {"prior": "labelled"},
     "epochs-30": {"max_epochs": 30},
@@ -79,6 +80,19 @@ SETTINGS: dict[str, dict] = {
     "ensemble-2": {"ensemble_size": 2},
     "ensemble-3": {"ensemble_size": 3},
     "ensemble-3-50ep": {"ensemble_size": 3, "max_epochs": 50},
+    # Round 11: the classifier seeing the inputs, alone and in ensembles; "blind" is the
+    # classifier of q(y | z1) alone, the default before round 11.
+    "blind": {"classifier_sees_inputs": False},
+    "sees-inputs-ensemble-2": {"classifier_sees_inputs": True, "ensemble_size": 2},
+    "sees-inputs-ensemble-3": {"classifier_sees_inputs": True, "ensemble_size": 3},
+    # Round 11: the class marginal. "no-marginal" is the defaults before it (on documents:
+    # the classifier sees the inputs, p(y) uniform, no marginal term).
+    "no-marginal": {"prior": "uniform", "marginal_weight": 0.0},
+    "estimated-prior-only": {"marginal_weight": 0.0},
+    "marginal-uniform-0.3": {"prior": "uniform", "marginal_weight": 0.3},
+    "marginal-0.03": {"marginal_weight": 0.03},
+    "marginal-0.1": {"marginal_weight": 0.1},
+    "marginal-0.3": {"marginal_weight": 0.3},
     "pseudo-0.9": {"pseudo_labels": {"threshold": 0.9, "max_iter": 2}},
     "pseudo-0.99": {"pseudo_labels": {"threshold": 0.99, "max_iter": 2}},
     # Pseudo-labels of the frozen SDGM, then one end-to-end fit on them: the encoder's top
@@ -190,7 +204,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=["defaults"])
     parser.add_argument("--baselines", nargs="*", default=["LogisticRegression", "Emb+pieces+LR"])
-    parser.add_argument("--languages", nargs="+", default=["en", "de", "fr", "ru", "zh"])
+    parser.add_argument("--languages", nargs="*", default=["en", "de", "fr", "ru", "zh"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[16, 64])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--pairs", nargs="*", default=[], help="cross-lingual pairs, e.g. en-de")

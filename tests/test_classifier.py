@@ -55,6 +55,15 @@ def test_fit_predict_and_fitted_attributes(blobs, fitted):
     assert clf.score(X, y) > 0.8  # well-separated blobs
 
 
+def test_classifier_sees_inputs_auto_is_off_on_numeric_features(blobs, fitted):
+    X, y, y_partial = blobs
+    assert fitted.get_params()["classifier_sees_inputs"] == "auto"
+    assert fitted.module_.q_y_inputs is None  # "auto" on a numeric X: q(y | z1)
+    seeing = SemiSupervisedVAEClassifier(**FAST, classifier_sees_inputs=True).fit(X, y_partial)
+    assert seeing.module_.q_y_inputs is not None
+    assert not np.allclose(seeing.predict_proba(X), fitted.predict_proba(X))
+
+
 def test_score_ignores_unlabelled_rows(blobs, fitted):
     X, y, _ = blobs
     y_masked = y.copy()

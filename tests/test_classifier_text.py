@@ -37,6 +37,7 @@ def test_encoder_form_fits_documents(tiny_wordpiece_model, documents):
         MultilingualEncoder(tiny_wordpiece_model), vocabulary_size=50, **FAST
     ).fit(docs, y_partial)
     assert clf.decoder_ == "bow"
+    assert clf.module_.q_y_inputs is not None  # "auto": on documents the classifier sees x
     assert isinstance(clf.encoder_, MultilingualEncoder)
     assert not hasattr(clf, "n_features_in_")
     # The bag-of-words decoder reconstructs the 50 most frequent subword pieces.

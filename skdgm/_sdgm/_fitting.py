@@ -18,6 +18,7 @@ from .._preprocessing import PAD
 from ._ensemble import SDGMEnsemble, members
 from ._inputs import RowSource, TokenRows, TunedRows
 from ._networks import SDGM
+from ._prior import class_prior
 from ._training import TrainingConfig, predict_logits, train
 
 #: The estimator's parameters that shape the SDGM's networks.
@@ -114,10 +115,9 @@ def fit_sdgm(
     """
     labelled = np.flatnonzero(labelled_mask)
     unlabelled = np.flatnonzero(~labelled_mask)
-    if params["prior"] == "labelled":
-        prior = np.bincount(y_index, minlength=n_classes) / len(y_index)
-    else:
-        prior = np.full(n_classes, 1 / n_classes)
+    prior = class_prior(
+        params["prior"], inputs, labelled[train_pos], y_index[train_pos], unlabelled, n_classes
+    )
     log_prior = torch.log(torch.as_tensor(prior, dtype=torch.float32, device=device))
     if previous is not None:
         module_kwargs = previous[1]
@@ -301,6 +301,7 @@ def training_stages(
         n_iter_no_change=params["n_iter_no_change"],
         fine_tune_learning_rate=params["fine_tune_learning_rate"],
         average_epochs=params["average_epochs"],
+        marginal_weight=params["marginal_weight"],
     )
     max_epochs = params["max_epochs"]
     if params["training"] == "joint":

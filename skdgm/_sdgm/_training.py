@@ -67,6 +67,7 @@ class TrainingConfig:
     fine_tune_learning_rate: float = 5e-5
     objective: str = "joint"
     average_epochs: int = 0
+    marginal_weight: float = 0.0
 
 
 #: The networks each objective trains (every other one stays as it is).
@@ -376,6 +377,13 @@ def _semi_supervised_loss(t_l, t_u, y_l, log_prior, config: TrainingConfig, kl_w
         loss = loss + config.elbo_weight * unlabelled_loss
         parts["unlabelled_loss"] = unlabelled_loss
         parts["kl_y"] = kl_y.mean()
+        if config.marginal_weight:
+            # KL(mean of q(y | x) over the batch's unlabelled rows || p(y)): the predicted
+            # class proportions stay near the prior, so that no class swallows another.
+            marginal = t_u["probs"].mean(0)
+            kl_marginal = (marginal * (torch.log(marginal + 1e-8) - log_prior)).sum()
+            loss = loss + config.marginal_weight * kl_marginal
+            parts["kl_marginal"] = kl_marginal
     return loss, parts
 
 
