@@ -90,6 +90,7 @@ SETTINGS: dict[str, dict] = {
     "no-marginal": {"prior": "uniform", "marginal_weight": 0.0},
     "estimated-prior-only": {"marginal_weight": 0.0},
     "marginal-uniform-0.3": {"prior": "uniform", "marginal_weight": 0.3},
+    "marginal-0.01": {"marginal_weight": 0.01},
     "marginal-0.03": {"marginal_weight": 0.03},
     "marginal-0.1": {"marginal_weight": 0.1},
     "marginal-0.3": {"marginal_weight": 0.3},
