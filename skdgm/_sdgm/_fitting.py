@@ -17,6 +17,7 @@ from .._device import fork_rng
 from .._preprocessing import PAD
 from ._ensemble import SDGMEnsemble, members
 from ._inputs import RowSource, TokenRows, TunedRows
+from ._linear import LinearExpert, fit_linear_expert, linear_features, resolve_weight
 from ._networks import SDGM
 from ._prior import class_prior
 from ._training import TrainingConfig, predict_logits, train
@@ -44,7 +45,8 @@ class FitResult:
     planned: int  # epochs planned, all stages together
     best_epoch: int  # the epoch whose parameters were kept
     interrupted: bool  # Ctrl-C
-    predicted: np.ndarray  # the class (position) q(y | x) gives every training row
+    predicted: np.ndarray  # the class (position) the model gives every training row
+    linear: LinearExpert | None = None  # the regression pooled with q(y | x), if any
     members_kept: int = 1  # SDGMs in the model (an ensemble's members)
     members_planned: int = 1
 
@@ -81,6 +83,7 @@ def fit_sdgm(
     embedder=None,
     model_inputs=None,
     counts=None,
+    linear_dense: int | None = None,
     name: str = "SDGM",
 ) -> FitResult:
     """Train an SDGM (or, on a warm start, a copy of ``previous``) on every training row.
@@ -110,6 +113,10 @@ def fit_sdgm(
     embedder, model_inputs, counts : optional
         With fine-tuning: the trainable embedder of the documents (fine-tuning epochs
         train its top layers), the fitted ModelInputs and the documents' counts.
+    linear_dense : int or None
+        Leading columns of ``inputs`` that are a standardised embedding, for the linear
+        expert (``params["linear_weight"]``; see :mod:`._linear`); None: it reads the
+        inputs as they are.
     name : str
         The progress bar's label.
     """
@@ -211,6 +218,17 @@ def fit_sdgm(
         inputs = _tuned_inputs(embedder, model_inputs, counts, inputs.shape[0])
     n_rows = inputs.shape[0]
     logits = predict_logits(module, RowSource(inputs, device), np.arange(n_rows), 1024)
+    log_proba = torch.log_softmax(logits.double(), dim=1).cpu().numpy()
+    linear = None
+    weight = resolve_weight(params.get("linear_weight", 0.0), len(train_pos), n_classes)
+    if weight > 0:
+        mean, scale = getattr(model_inputs, "mean_", None), getattr(model_inputs, "scale_", None)
+        features = linear_features(inputs, linear_dense, mean, scale)
+        linear = fit_linear_expert(
+            features[labelled[train_pos]], y_index[train_pos], n_classes, weight, linear_dense
+        )
+        if linear is not None:
+            log_proba = linear.pool(log_proba, features)
     return FitResult(
         module=module,
         module_kwargs={
@@ -222,7 +240,8 @@ def fit_sdgm(
         planned=planned,
         best_epoch=best_epochs[0],
         interrupted=interrupted,
-        predicted=logits.argmax(1).cpu().numpy(),
+        predicted=log_proba.argmax(1),
+        linear=linear,
         members_kept=len(trained),
         members_planned=n_members,
     )

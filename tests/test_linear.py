@@ -1,0 +1,155 @@
+"""The linear expert pooled with q(y | x): its maths, and how the estimator uses it."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+import skdgm
+from skdgm import SemiSupervisedVAEClassifier
+from skdgm._sdgm._linear import (
+    LinearExpert,
+    fit_linear_expert,
+    linear_features,
+    resolve_weight,
+)
+from skdgm.datasets import load_libreoffice_help
+from skdgm.encoders import MultilingualEncoder
+
+FAST = dict(max_epochs=6, hidden_dim=32, z1_dim=8, z2_dim=4, vocabulary_size=50, random_state=0)
+
+
+def _log_softmax(a):
+    a = a - a.max(1, keepdims=True)
+    return a - np.log(np.exp(a).sum(1, keepdims=True))
+
+
+def test_auto_weight_grows_with_the_labels_per_class():
+    assert resolve_weight("auto", 8, 4) == pytest.approx(0.5)
+    assert resolve_weight("auto", 32, 4) == pytest.approx(0.8)
+    assert resolve_weight("auto", 128, 4) == pytest.approx(32 / 34)
+    assert resolve_weight(0.25, 128, 4) == 0.25
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_expert_is_sklearns_logistic_regression(n_classes):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5))
+    y = np.arange(60) % n_classes
+    X[:, 0] += y
+    expert = fit_linear_expert(X, y, n_classes, 1.0, None)
+    reference = LogisticRegression(C=10.0, max_iter=1000).fit(X, y)
+    np.testing.assert_allclose(np.exp(expert.log_proba(X)), reference.predict_proba(X), atol=1e-8)
+    # weight 1: the regression alone; weight 0: q alone; in between, the log-linear pool.
+    log_q = _log_softmax(rng.normal(size=(60, n_classes)))
+    np.testing.assert_allclose(expert.pool(log_q, X), expert.log_proba(X), atol=1e-10)
+    expert.weight = 0.0
+    np.testing.assert_allclose(expert.pool(log_q, X), log_q, atol=1e-10)
+    expert.weight = 0.3
+    expected = _log_softmax(0.7 * log_q + 0.3 * np.log(reference.predict_proba(X)))
+    np.testing.assert_allclose(expert.pool(log_q, X), expected, atol=1e-8)
+
+
+def test_no_expert_without_a_label_in_every_class_or_without_weight():
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    assert fit_linear_expert(X, np.zeros(10, dtype=int), 2, 0.5, None) is None
+    assert fit_linear_expert(X, np.arange(10) % 3, 4, 0.5, None) is None
+    assert fit_linear_expert(X, np.arange(10) % 2, 2, 0.0, None) is None
+
+
+def test_features_undo_the_standardisation_and_normalise_the_embedding():
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(20, 6)) + 3.0
+    tfidf = sp.random(20, 9, density=0.3, random_state=0, format="csr")
+    scaler = StandardScaler().fit(embedding)
+    inputs = sp.hstack([sp.csr_matrix(scaler.transform(embedding)), tfidf], format="csr")
+    features = linear_features(inputs, 6, scaler.mean_, scaler.scale_)
+    unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
+    np.testing.assert_allclose(features[:, :6].toarray(), unit, atol=1e-10)
+    np.testing.assert_allclose(features[:, 6:].toarray(), tfidf.toarray())
+    assert linear_features(inputs, None, None, None) is inputs
+
+
+@pytest.fixture(scope="module")
+def documents():
+    bunch = load_libreoffice_help(languages=["en"], split="train")
+    rng = np.random.default_rng(1)
+    index = rng.choice(len(bunch.data), 100, replace=False)
+    docs = [bunch.data[i][:300] for i in index]
+    y = np.full(len(index), -1)
+    target = bunch.target[index]
+    for c in range(4):
+        y[np.flatnonzero(target == c)[:4]] = c
+    return docs, y
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_wordpiece_model, documents):
+    """The same SDGM fitted with the expert ("auto") and without it (0)."""
+    docs, y = documents
+    fits = {
+        weight: SemiSupervisedVAEClassifier(
+            MultilingualEncoder(tiny_wordpiece_model), linear_weight=weight, **FAST
+        ).fit(docs, y)
+        for weight in ("auto", 0.0)
+    }
+    return fits["auto"], fits[0.0]
+
+
+def test_auto_pools_a_regression_fitted_on_the_labelled_documents(pair, documents):
+    docs, y = documents
+    pooled, alone = pair
+    assert pooled.linear_weight_ == pytest.approx(4 / 6)  # 4 labels per class
+    assert alone.linear_weight_ == 0.0
+    # The SDGM trains the same either way; only the predictions change.
+    np.testing.assert_allclose(pooled.transform(docs), alone.transform(docs), atol=1e-6)
+    # The documented pool, rebuilt with scikit-learn from the documented features.
+    inputs = alone._model_inputs(docs)
+    embedding = alone.encoder_.transform(docs)
+    embedding = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
+    n_dense = embedding.shape[1]
+    features = sp.hstack([sp.csr_matrix(embedding), inputs[:, n_dense:]], format="csr")
+    labelled = y != -1
+    regression = LogisticRegression(C=10.0, max_iter=1000).fit(features[labelled], y[labelled])
+    w = pooled.linear_weight_
+    expected = _log_softmax(
+        (1 - w) * alone.predict_log_proba(docs) + w * np.log(regression.predict_proba(features))
+    )
+    np.testing.assert_allclose(pooled.predict_log_proba(docs), expected, atol=1e-4)
+    np.testing.assert_allclose(pooled.predict_proba(docs).sum(1), 1.0)
+    assert (pooled.predict(docs) == pooled.classes_[expected.argmax(1)]).all()
+    # The transduction is the pooled model's prediction of the unlabelled rows.
+    unlabelled = ~labelled
+    assert (pooled.transduction_[unlabelled] == pooled.predict(docs)[unlabelled]).all()
+
+
+def test_the_expert_survives_pickle_and_save(pair, documents, tmp_path):
+    docs, _ = documents
+    pooled, _ = pair
+    expected = pooled.predict_proba(docs)
+    restored = pickle.loads(pickle.dumps(pooled))
+    np.testing.assert_allclose(restored.predict_proba(docs), expected, rtol=1e-6, atol=1e-9)
+    skdgm.save(pooled, tmp_path / "model")
+    loaded = skdgm.load(tmp_path / "model")
+    assert loaded.linear_weight_ == pooled.linear_weight_
+    np.testing.assert_allclose(loaded.predict_proba(docs), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_numeric_inputs_have_no_expert_unless_asked(blobs):
+    X, _, y = blobs
+    clf = SemiSupervisedVAEClassifier(max_epochs=3, random_state=0).fit(X, y)
+    assert clf.linear_weight_ == 0.0
+    clf = SemiSupervisedVAEClassifier(max_epochs=3, linear_weight=0.5, random_state=0).fit(X, y)
+    assert clf.linear_weight_ == 0.5
+    assert isinstance(clf._linear, LinearExpert)
+    np.testing.assert_allclose(clf.predict_proba(X).sum(1), 1.0)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "always"])
+def test_a_bad_weight_is_a_clear_error(blobs, bad):
+    X, _, y = blobs
+    with pytest.raises(ValueError, match="linear_weight"):
+        SemiSupervisedVAEClassifier(linear_weight=bad).fit(X, y)
