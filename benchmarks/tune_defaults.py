@@ -70,6 +70,8 @@ SETTINGS: dict[str, dict] = {
     "alpha-0.1": {"alpha": 0.1},
     "alpha-3": {"alpha": 3.0},
     "batch-128": {"batch_size": 128},
+    # Round 13: the predictions without the linear expert (the defaults before it).
+    "linear-off": {"linear_weight": 0.0},
     "weight-decay-1e-2": {"weight_decay": 1e-2},
     "z1-16": {"z1_dim": 16},
     "sees-inputs-wd-1e-2": {"classifier_sees_inputs": True, "weight_decay": 1e-2},
