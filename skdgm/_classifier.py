@@ -138,9 +138,13 @@ class SemiSupervisedVAEClassifier(
         of pieces]. With many labels per class the discriminative model on the same
         inputs catches up with the generative one; pooled, they beat both.
         ``"auto"``: w = m / (m + 2), m the labelled rows per class (w = 0.5 at 2 labels
-        per class, 0.8 at 8, 0.94 at 32), on documents; 0 on a numeric ``X``. 0: the
-        SDGM's q(y | x) alone. The SDGM's training does not depend on it; ``transform``
-        neither. See ``docs/tuning.rst``, round 13.
+        per class, 0.8 at 8, 0.94 at 32), times the share of the unlabelled documents'
+        pieces that the labelled ones have, relative to how the labelled documents
+        cover each other (capped at 1: about 1 within a language; a fifth to a third
+        when the labelled documents are in another language than the rest, where the
+        regression knows few of the pieces it reads), on documents; 0 on a numeric
+        ``X``. 0: the SDGM's q(y | x) alone. The SDGM's training does not depend on it;
+        ``transform`` neither. See ``docs/tuning.rst``, rounds 13 and 14.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the labelled rows (stratified), stop when their
         accuracy has not improved for ``n_iter_no_change`` epochs, and keep the best
@@ -223,8 +227,8 @@ class SemiSupervisedVAEClassifier(
         one of unlabelled rows.
     linear_weight_ : float
         The weight the logistic regression has in the predictions (``linear_weight``
-        resolved; 0 when the predictions are q(y | x) alone, also when some class had
-        no labelled row to fit the regression on).
+        resolved, the pieces' coverage included; 0 when the predictions are q(y | x)
+        alone, also when some class had no labelled row to fit the regression on).
     history_ : list of dict
         One dict per epoch: losses, cross-entropy, KL terms, training and validation
         accuracy, active units of z1 (dimensions whose posterior mean varies across

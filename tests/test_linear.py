@@ -14,6 +14,7 @@ from skdgm._sdgm._linear import (
     LinearExpert,
     fit_linear_expert,
     linear_features,
+    piece_coverage,
     resolve_weight,
 )
 from skdgm.datasets import load_libreoffice_help
@@ -153,3 +154,64 @@ def test_a_bad_weight_is_a_clear_error(blobs, bad):
     X, _, y = blobs
     with pytest.raises(ValueError, match="linear_weight"):
         SemiSupervisedVAEClassifier(linear_weight=bad).fit(X, y)
+
+
+def test_piece_coverage_compares_unlabelled_rows_with_left_out_labelled_rows():
+    # Pieces (columns) 0-3. Labelled rows: {0, 1}, {0, 2}; leave one out, row 0's piece 0 is
+    # covered by row 1 and piece 1 is not (share 1/2 of its mass), and the same for row 1.
+    labelled = sp.csr_matrix(np.array([[1.0, 1.0, 0, 0], [1.0, 0, 1.0, 0]]))
+    # Unlabelled rows: {0, 3} (share 1/2), {1, 2} (share 1), {3} (share 0): mean 1/2.
+    unlabelled = sp.csr_matrix(np.array([[2.0, 0, 0, 2.0], [0, 1.0, 3.0, 0], [0, 0, 0, 5.0]]))
+    assert piece_coverage(labelled, unlabelled) == pytest.approx((1.5 / 3) / 0.5)
+    # Nothing to compare: 1.
+    assert piece_coverage(labelled[:1], unlabelled) == 1.0
+    assert piece_coverage(labelled, unlabelled[:0]) == 1.0
+    assert piece_coverage(labelled[:, :0], unlabelled[:, :0]) == 1.0
+
+
+def test_piece_coverage_tells_labels_in_another_language():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    en = load_libreoffice_help(languages=["en"], split="train").data
+    de = load_libreoffice_help(languages=["de"], split="train").data
+    tfidf = TfidfVectorizer(sublinear_tf=True).fit(en + de)
+    en, de = tfidf.transform(en), tfidf.transform(de)
+    rng = np.random.default_rng(0)
+    en, de = en[rng.permutation(en.shape[0])], de[rng.permutation(de.shape[0])]
+    # Within a language, 16 labelled pages cover the other pages as they cover each
+    # other (about 1); German pages share few words with English ones.
+    assert piece_coverage(en[:16], en[16:]) > 0.8
+    assert piece_coverage(de[:16], de[16:]) > 0.8
+    assert piece_coverage(en[:16], de) < 0.5
+
+
+@pytest.fixture(scope="module")
+def labels_in_another_language():
+    """16 labelled English pages, 80 unlabelled Russian ones (the same 4 classes)."""
+    rng = np.random.default_rng(2)
+    docs, y = [], []
+    for language, labelled in (("en", True), ("ru", False)):
+        bunch = load_libreoffice_help(languages=[language], split="train")
+        for c in range(4):
+            rows = rng.choice(np.flatnonzero(bunch.target == c), 4 if labelled else 20, False)
+            docs += [bunch.data[i][:300] for i in rows]
+            y += [c if labelled else -1] * len(rows)
+    return docs, np.array(y)
+
+
+def test_auto_weight_falls_when_the_labels_are_in_another_language(
+    tiny_wordpiece_model, labels_in_another_language, documents
+):
+    docs, y = labels_in_another_language
+    clf = SemiSupervisedVAEClassifier(MultilingualEncoder(tiny_wordpiece_model), **FAST)
+    clf.fit(docs, y)
+    labelled = y != -1
+    inputs = clf._model_inputs(docs)
+    n_dense = clf.inputs_.mean_.shape[0]
+    coverage = piece_coverage(inputs[labelled, n_dense:], inputs[~labelled, n_dense:])
+    assert coverage < 0.6, coverage
+    assert clf.linear_weight_ == pytest.approx(4 / 6 * coverage)
+    # Within one language the pieces cover each other: the weight is m / (m + 2).
+    docs, y = documents
+    clf.fit(docs, y)
+    assert clf.linear_weight_ == pytest.approx(4 / 6)

@@ -17,7 +17,13 @@ from .._device import fork_rng
 from .._preprocessing import PAD
 from ._ensemble import SDGMEnsemble, members
 from ._inputs import RowSource, TokenRows, TunedRows
-from ._linear import LinearExpert, fit_linear_expert, linear_features, resolve_weight
+from ._linear import (
+    LinearExpert,
+    fit_linear_expert,
+    linear_features,
+    piece_coverage,
+    resolve_weight,
+)
 from ._networks import SDGM
 from ._prior import class_prior
 from ._training import TrainingConfig, predict_logits, train
@@ -220,10 +226,13 @@ def fit_sdgm(
     logits = predict_logits(module, RowSource(inputs, device), np.arange(n_rows), 1024)
     log_proba = torch.log_softmax(logits.double(), dim=1).cpu().numpy()
     linear = None
-    weight = resolve_weight(params.get("linear_weight", 0.0), len(train_pos), n_classes)
-    if weight > 0:
+    weight = params.get("linear_weight", 0.0)
+    if weight == "auto" or weight > 0:
         mean, scale = getattr(model_inputs, "mean_", None), getattr(model_inputs, "scale_", None)
         features = linear_features(inputs, linear_dense, mean, scale)
+        pieces = features[:, linear_dense or features.shape[1] :]
+        coverage = piece_coverage(pieces[labelled[train_pos]], pieces[unlabelled])
+        weight = resolve_weight(weight, len(train_pos), n_classes, coverage)
         linear = fit_linear_expert(
             features[labelled[train_pos]], y_index[train_pos], n_classes, weight, linear_dense
         )

@@ -11,6 +11,11 @@ per class, kept the SDGM's lead at 16 labels and passed both at 32 to 128. The
 regression (``C=10``) reads the documents as [embedding, L2-normalised ; TF-IDF of
 pieces]: the inference network's inputs, with the standardisation of the embedding
 undone, so that neither block outweighs the other.
+
+Where the labelled documents are in another language than the rest, the regression
+knows few of the pieces it is asked about and cost up to 5 points; the weight is then
+scaled by how well the labelled rows' pieces cover the unlabelled rows'
+(:func:`piece_coverage`, round 14), which is about 1 within a language.
 """
 
 from __future__ import annotations
@@ -57,12 +62,18 @@ class LinearExpert:
         return pooled - np.log(np.exp(pooled).sum(axis=1, keepdims=True))
 
 
-def resolve_weight(weight, n_labelled: int, n_classes: int) -> float:
-    """The regression's weight: ``weight``, or m / (m + 2) for ``"auto"``."""
+def resolve_weight(weight, n_labelled: int, n_classes: int, coverage: float = 1.0) -> float:
+    """The regression's weight: ``weight``, or for ``"auto"`` m / (m + 2) times the coverage.
+
+    ``coverage`` is :func:`piece_coverage` of the labelled rows over the unlabelled ones,
+    capped at 1: about 1 within a language, a fifth to a third when the labels are in
+    another language than the rest (``docs/tuning.rst``, round 14), where the regression
+    knows few of the pieces it is asked about and its weight falls with it.
+    """
     if weight != "auto":
         return float(weight)
     per_class = n_labelled / max(n_classes, 1)
-    return per_class / (per_class + HALF_WEIGHT_LABELS)
+    return per_class / (per_class + HALF_WEIGHT_LABELS) * min(max(coverage, 0.0), 1.0)
 
 
 def linear_features(inputs, n_dense: int | None, mean, scale):
@@ -108,3 +119,36 @@ def fit_linear_expert(
         float(weight),
         n_dense,
     )
+
+
+def piece_coverage(labelled, unlabelled) -> float:
+    """How well the labelled rows' pieces cover the unlabelled rows', as a ratio.
+
+    For each unlabelled row, the share of its TF-IDF mass on pieces that some labelled
+    row has; for each labelled row, the share on pieces that some *other* labelled row
+    has (leave one out, so that both count the same kind of overlap whatever the number
+    of labels). The ratio of the two means: about 1 when both come from one corpus and
+    language, well under 1 when the labelled documents are in another language than the
+    rest (the regression then knows few of the pieces it is asked about). 1 when there
+    is nothing to compare (no unlabelled row, one labelled row, no TF-IDF block).
+    """
+    if labelled.shape[1] == 0 or labelled.shape[0] < 2 or unlabelled.shape[0] == 0:
+        return 1.0
+    labelled = sp.csr_matrix(abs(labelled))
+    unlabelled = sp.csr_matrix(abs(unlabelled))
+    present = np.asarray((labelled > 0).sum(axis=0)).ravel()
+
+    def share(rows, covered):
+        total = np.asarray(rows.sum(axis=1)).ravel()
+        on_covered = np.asarray(rows.multiply(covered).sum(axis=1)).ravel()
+        keep = total > 0
+        return float((on_covered[keep] / total[keep]).mean()) if keep.any() else 0.0
+
+    unlabelled_share = share(unlabelled, (present > 0).astype(np.float64)[None, :])
+    # Leave one out: a labelled row's piece is covered when another labelled row has it.
+    covered_by_others = labelled.copy()
+    covered_by_others.data = (present[covered_by_others.indices] > 1).astype(np.float64)
+    labelled_share = share(labelled, covered_by_others)
+    if labelled_share <= 0:
+        return 1.0
+    return unlabelled_share / labelled_share
