@@ -166,7 +166,9 @@ class SemiSupervisedVAEClassifier(
         Show a progress bar over epochs when > 0.
     warm_start : bool, default=False
         Reuse the parameters of the previous ``fit`` (same data shape and classes), the
-        tuned encoder layers included.
+        tuned encoder layers included. With tuned layers, the fitted ``encoder_`` is what
+        goes on: a new ``encoder`` set after that fit is used only by a fit with
+        ``warm_start=False``.
     classifier_sees_inputs : bool or "auto", default="auto"
         The classifier is q(y | z1, x) = softmax(W z1 + V x) instead of q(y | z1): it sees
         the inference network's inputs (embedding and TF-IDF) beside z1. ``"auto"``: on

@@ -10,8 +10,11 @@ package: ``pip install 'skdgm[setfit]'``.
 
 from __future__ import annotations
 
+import copy
 import os
+import random
 import tempfile
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -24,6 +27,22 @@ from ._documents import check_documents
 from ._validation import check_semi_supervised_labels
 
 __all__ = ["SetFitClassifier", "setfit_available"]
+
+
+@contextmanager
+def _global_rng_kept():
+    """Put Python's, numpy's and torch's global random states back after the block."""
+    import torch
+
+    # The legacy global generators are what setfit changes and what must be put back.
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
 
 
 def setfit_available() -> bool:
@@ -69,7 +88,9 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         The labels seen in the labelled rows.
     model_ : setfit.SetFitModel
-        The trained model.
+        The trained model (on the CPU in a pickle, wherever it trained).
+    prefix_ : str
+        The text put before each document (``prefix`` resolved).
 
     Notes
     -----
@@ -149,14 +170,16 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         labelled, classes, y_index = check_semi_supervised_labels(y)
         encoder = MultilingualEncoder(self.model_name, prefix=self.prefix, device="cpu")
         encoder.fit(docs[:1])
-        self.prefix_ = encoder.prefix_
+        prefix = encoder.prefix_
         device = resolve_device(self.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         model = SetFitModel.from_pretrained(encoder.model_path_, device=str(device))
         # setfit passes its own max_length to the head phase only: cap the encoder itself.
         model.model_body.max_seq_length = self.max_length
-        texts = [self.prefix_ + docs[i] for i in np.flatnonzero(labelled)]
-        with tempfile.TemporaryDirectory(prefix="skdgm-setfit-") as folder:
+        texts = [prefix + docs[i] for i in np.flatnonzero(labelled)]
+        # setfit seeds Python's, numpy's and torch's global generators (transformers'
+        # set_seed): they are put back as they were, as the package's other estimators do.
+        with tempfile.TemporaryDirectory(prefix="skdgm-setfit-") as folder, _global_rng_kept():
             args = TrainingArguments(
                 output_dir=folder,
                 batch_size=self.batch_size,
@@ -176,7 +199,9 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
             trainer.st_trainer.args.disable_tqdm = self.verbose <= 0
             trainer.st_trainer.args.dataloader_pin_memory = device.type == "cuda"
             trainer.train()
+        # Every fitted attribute at the end: a failed fit leaves the estimator as it was.
         self.model_ = model
+        self.prefix_ = prefix
         self.classes_ = classes
         return self
 
@@ -212,6 +237,17 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
         """
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "model_")
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        model = state.get("model_")
+        if model is not None and model.device.type != "cpu":
+            # A copy on the CPU: the pickle loads on machines without the training device.
+            state["model_"] = copy.deepcopy(model).to("cpu")
+        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

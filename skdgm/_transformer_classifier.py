@@ -94,7 +94,9 @@ class TransformerClassifier(LabelledScoreMixin, ClassifierMixin, PersistenceMixi
         Show a progress bar over epochs when > 0.
     warm_start : bool, default=False
         Go on from the previous ``fit``'s tuned layers and head (same classes and
-        ``fine_tune_layers``), with fresh optimiser and learning-rate schedule.
+        ``fine_tune_layers``), with fresh optimiser and learning-rate schedule. The
+        fitted ``encoder_`` is what goes on: a new ``encoder`` set after that fit is
+        used only by a fit with ``warm_start=False``.
 
     Attributes
     ----------

@@ -167,6 +167,23 @@ def test_piece_coverage_compares_unlabelled_rows_with_left_out_labelled_rows():
     assert piece_coverage(labelled[:1], unlabelled) == 1.0
     assert piece_coverage(labelled, unlabelled[:0]) == 1.0
     assert piece_coverage(labelled[:, :0], unlabelled[:, :0]) == 1.0
+    assert piece_coverage(labelled, sp.csr_matrix((3, 4))) == 1.0  # empty unlabelled rows
+    assert piece_coverage(sp.csr_matrix((2, 4)), unlabelled) == 1.0  # empty labelled rows
+
+
+def test_piece_coverage_when_no_labelled_row_shares_a_piece():
+    # Labelled rows {0}, {1}: leave one out, neither is covered, so no ratio. Unlabelled
+    # rows on pieces nobody labelled: 0 (the regression would know none of them); on a
+    # labelled piece: 1.
+    labelled = sp.csr_matrix(np.eye(2, 4))
+    assert piece_coverage(labelled, sp.csr_matrix([[0, 0, 1.0, 1.0]])) == 0.0
+    assert piece_coverage(labelled, sp.csr_matrix([[1.0, 0, 1.0, 0]])) == 1.0
+
+
+def test_auto_weight_treats_an_unknown_coverage_as_one():
+    assert resolve_weight("auto", 4, 2, float("nan")) == resolve_weight("auto", 4, 2, 1.0)
+    assert resolve_weight("auto", 4, 2, 3.0) == resolve_weight("auto", 4, 2, 1.0)
+    assert resolve_weight("auto", 4, 2, 0.0) == 0.0
 
 
 def test_piece_coverage_tells_labels_in_another_language():

@@ -73,6 +73,8 @@ def resolve_weight(weight, n_labelled: int, n_classes: int, coverage: float = 1.
     if weight != "auto":
         return float(weight)
     per_class = n_labelled / max(n_classes, 1)
+    if not np.isfinite(coverage):  # unknown: as within one language
+        coverage = 1.0
     return per_class / (per_class + HALF_WEIGHT_LABELS) * min(max(coverage, 0.0), 1.0)
 
 
@@ -104,7 +106,7 @@ def fit_linear_expert(
     None when ``weight`` is 0 or when some class has no labelled row (the regression
     would give it no probability at all, and the pooled model could never predict it).
     """
-    if weight <= 0 or len(np.unique(y_index)) < n_classes or n_classes < 2:
+    if not weight > 0 or len(np.unique(y_index)) < n_classes or n_classes < 2:
         return None
     from sklearn.linear_model import LogisticRegression
 
@@ -130,7 +132,10 @@ def piece_coverage(labelled, unlabelled) -> float:
     of labels). The ratio of the two means: about 1 when both come from one corpus and
     language, well under 1 when the labelled documents are in another language than the
     rest (the regression then knows few of the pieces it is asked about). 1 when there
-    is nothing to compare (no unlabelled row, one labelled row, no TF-IDF block).
+    is nothing to compare (no unlabelled row, one labelled row, no TF-IDF block, no
+    TF-IDF mass on either side). When no labelled row shares a piece with another (a
+    few short labelled documents), the ratio is undefined: 1 if some unlabelled row
+    shares a piece with a labelled one, 0 if none does.
     """
     if labelled.shape[1] == 0 or labelled.shape[0] < 2 or unlabelled.shape[0] == 0:
         return 1.0
@@ -142,13 +147,15 @@ def piece_coverage(labelled, unlabelled) -> float:
         total = np.asarray(rows.sum(axis=1)).ravel()
         on_covered = np.asarray(rows.multiply(covered).sum(axis=1)).ravel()
         keep = total > 0
-        return float((on_covered[keep] / total[keep]).mean()) if keep.any() else 0.0
+        return float((on_covered[keep] / total[keep]).mean()) if keep.any() else None
 
     unlabelled_share = share(unlabelled, (present > 0).astype(np.float64)[None, :])
     # Leave one out: a labelled row's piece is covered when another labelled row has it.
     covered_by_others = labelled.copy()
     covered_by_others.data = (present[covered_by_others.indices] > 1).astype(np.float64)
     labelled_share = share(labelled, covered_by_others)
-    if labelled_share <= 0:
+    if unlabelled_share is None or labelled_share is None:  # empty rows on one side
         return 1.0
+    if labelled_share <= 0:
+        return 1.0 if unlabelled_share > 0 else 0.0
     return unlabelled_share / labelled_share
