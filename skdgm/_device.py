@@ -36,7 +36,11 @@ def resolve_device(device: str) -> torch.device:
 
 @contextlib.contextmanager
 def fork_rng(device: torch.device, seed: int):
-    """Seed torch inside the block and restore every global random state after it."""
+    """Seed torch inside the block and restore torch's global random states after it.
+
+    torch's only (CPU and ``device``'s CUDA generator): Python's and numpy's are not
+    touched by the package's own training loops.
+    """
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type="cuda" if devices else "cuda"):
         torch.manual_seed(seed)
