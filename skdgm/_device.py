@@ -39,12 +39,35 @@ def fork_rng(device: torch.device, seed: int):
     """Seed torch inside the block and restore torch's global random states after it.
 
     torch's only (CPU and ``device``'s CUDA generator): Python's and numpy's are not
-    touched by the package's own training loops.
+    touched by the package's own training loops. For third-party code that seeds every
+    generator itself, see :func:`global_rng_kept`.
     """
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type="cuda" if devices else "cuda"):
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+@contextlib.contextmanager
+def global_rng_kept():
+    """Put Python's, numpy's and torch's (CPU and every CUDA device's) global states back.
+
+    For third-party training code that seeds the global generators itself (setfit calls
+    transformers' ``set_seed``); the package's own loops use :func:`fork_rng`.
+    """
+    import random
+
+    import numpy as np
+
+    # The legacy global generators are what such code changes and what must be put back.
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
 
 
 def resolve_precision(precision: str, device) -> str:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
-import random
 import tempfile
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -27,22 +25,6 @@ from ._documents import check_documents
 from ._validation import check_semi_supervised_labels
 
 __all__ = ["SetFitClassifier", "setfit_available"]
-
-
-@contextmanager
-def _global_rng_kept():
-    """Put Python's, numpy's and torch's global random states back after the block."""
-    import torch
-
-    # The legacy global generators are what setfit changes and what must be put back.
-    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)  # noqa: NPY002
 
 
 def setfit_available() -> bool:
@@ -160,7 +142,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
 
-        from ._device import resolve_device
+        from ._device import global_rng_kept, resolve_device
         from .encoders import MultilingualEncoder
 
         docs = check_documents(X, min_documents=2)
@@ -179,7 +161,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         texts = [prefix + docs[i] for i in np.flatnonzero(labelled)]
         # setfit seeds Python's, numpy's and torch's global generators (transformers'
         # set_seed): they are put back as they were, as the package's other estimators do.
-        with tempfile.TemporaryDirectory(prefix="skdgm-setfit-") as folder, _global_rng_kept():
+        with tempfile.TemporaryDirectory(prefix="skdgm-setfit-") as folder, global_rng_kept():
             args = TrainingArguments(
                 output_dir=folder,
                 batch_size=self.batch_size,
