@@ -29,66 +29,49 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-import torch
+from _study_draws import draws
 
 from skdgm import SemiSupervisedVAEClassifier
 from skdgm._sdgm._linear import HALF_WEIGHT_LABELS, piece_coverage
-from skdgm.benchmark._data import _encode_languages, _make_task, _PrecomputedEncoder
 
 
 def fit_draws(args) -> None:
     """Fit the SDGM on every draw and save its ingredients under ``args.save``."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pairs = [tuple(p.split("-")) for p in args.pairs] or [(lg, lg) for lg in args.languages]
-    languages = list(dict.fromkeys(lg for pair in pairs for lg in pair))
-    data, table, texts, _ = _encode_languages(
-        languages,
-        encoder="intfloat/multilingual-e5-small",
-        mldoc=None,
-        device="auto",
-        cache_dir=args.cache_dir,
-        verbose=0,
-    )
-    encoder = _PrecomputedEncoder(table)
+    encoder, _, every_draw = draws(args)
     os.makedirs(args.save, exist_ok=True)
-    for n in args.sizes:
-        for source, target in pairs:
-            language = source if source == target else f"{source}-{target}"
-            for seed in args.seeds:
-                path = f"{args.save}/{n}-{language}-{seed}.npz"
-                if os.path.exists(path):
-                    continue
-                task = _make_task(source, target, n, seed, data)
-                train = [texts[row] for row in task.train_rows]
-                test = [texts[row] for row in task.test_rows]
-                start = time.perf_counter()
-                clf = SemiSupervisedVAEClassifier(
-                    encoder, random_state=seed + args.seed_offset
-                ).fit(train, task.y_train)
-                seconds = time.perf_counter() - start
-                linear = clf._linear
-                test_inputs = clf._model_inputs(test)
-                train_inputs = clf._model_inputs(train)
-                clf._linear = None  # q(y | x) alone
-                log_q = clf._log_proba(test_inputs)
-                mean, scale = clf.inputs_.mean_, clf.inputs_.scale_
-                log_lr = linear.log_proba(linear.features(test_inputs, mean, scale))
-                n_dense = linear.n_dense
-                np.savez_compressed(
-                    path,
-                    log_q=log_q,
-                    log_lr=log_lr,
-                    y_test=np.searchsorted(clf.classes_, task.y_test),
-                    labelled=np.asarray(task.y_train) != -1,
-                    per_class=(np.asarray(task.y_train) != -1).sum() / len(clf.classes_),
-                    seconds=seconds,
-                )
-                sp.save_npz(
-                    path.replace(".npz", "-pieces.npz"),
-                    sp.csr_matrix(train_inputs[:, n_dense:]),
-                )
-                print(f"{path}: {seconds:.0f} s", flush=True)
+    for draw in every_draw:
+        path = f"{args.save}/{draw.n}-{draw.language}-{draw.seed}.npz"
+        if os.path.exists(path):
+            continue
+        task, train, test, seed = draw.task, draw.train, draw.test, draw.seed
+        start = time.perf_counter()
+        # The regression fitted on the labelled rows alone, as in round 14.
+        clf = SemiSupervisedVAEClassifier(
+            encoder, linear_pseudo_labels=0.0, random_state=seed + args.seed_offset
+        ).fit(train, task.y_train)
+        seconds = time.perf_counter() - start
+        linear = clf._linear
+        test_inputs = clf._model_inputs(test)
+        train_inputs = clf._model_inputs(train)
+        clf._linear = None  # q(y | x) alone
+        log_q = clf._log_proba(test_inputs)
+        mean, scale = clf.inputs_.mean_, clf.inputs_.scale_
+        log_lr = linear.log_proba(linear.features(test_inputs, mean, scale))
+        n_dense = linear.n_dense
+        np.savez_compressed(
+            path,
+            log_q=log_q,
+            log_lr=log_lr,
+            y_test=np.searchsorted(clf.classes_, task.y_test),
+            labelled=np.asarray(task.y_train) != -1,
+            per_class=(np.asarray(task.y_train) != -1).sum() / len(clf.classes_),
+            seconds=seconds,
+        )
+        sp.save_npz(
+            path.replace(".npz", "-pieces.npz"),
+            sp.csr_matrix(train_inputs[:, n_dense:]),
+        )
+        print(f"{path}: {seconds:.0f} s", flush=True)
 
 
 def _rules(per_class: float, coverage: float) -> dict[str, float]:

@@ -143,8 +143,22 @@ class SemiSupervisedVAEClassifier(
         cover each other (capped at 1: about 1 within a language; a fifth to a third
         when the labelled documents are in another language than the rest, where the
         regression knows few of the pieces it reads), on documents; 0 on a numeric
-        ``X``. 0: the SDGM's q(y | x) alone. The SDGM's training does not depend on it;
+        ``X``. With ``linear_pseudo_labels`` > 0 the coverage is that of the
+        regression's own rows, labelled and pseudo-labelled, over the unlabelled rows
+        left. 0: the SDGM's q(y | x) alone. The SDGM's training does not depend on it;
         ``transform`` neither. See ``docs/tuning.rst``, rounds 13 and 14.
+    linear_pseudo_labels : float in [0, 1], default=0.5
+        Self-training of the logistic regression of ``linear_weight``, one round: after
+        the first pooled predictions, the regression is fitted again on the labelled rows
+        and, in each predicted class, this share of the unlabelled rows the pooled model
+        is surest of, with their predicted labels; the predictions pool q(y | x) with
+        that regression, its weight resolved as in ``linear_weight`` (the coverage of
+        its own rows: across languages the taught rows are in the unlabelled documents'
+        language, so it knows their pieces). A few dozen labels teach the regression
+        little; the SDGM, which learnt from every row, teaches it more (the study in
+        ``docs/tuning.rst``, round 15). 0: the regression learns from the labelled rows
+        alone. Costs one more regression (about a second); the SDGM's training does not
+        depend on it. No effect when the linear expert is off.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the labelled rows (stratified), stop when their
         accuracy has not improved for ``n_iter_no_change`` epochs, and keep the best
@@ -231,6 +245,9 @@ class SemiSupervisedVAEClassifier(
         The weight the logistic regression has in the predictions (``linear_weight``
         resolved, the pieces' coverage included; 0 when the predictions are q(y | x)
         alone, also when some class had no labelled row to fit the regression on).
+    n_pseudo_labels_ : int
+        The unlabelled rows the regression was fitted on with their predicted labels
+        (``linear_pseudo_labels``; 0 when none).
     history_ : list of dict
         One dict per epoch: losses, cross-entropy, KL terms, training and validation
         accuracy, active units of z1 (dimensions whose posterior mean varies across
@@ -303,6 +320,7 @@ class SemiSupervisedVAEClassifier(
         "prior": [StrOptions({"estimated", "uniform", "labelled"})],
         "marginal_weight": [Interval(Real, 0, None, closed="left")],
         "linear_weight": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
+        "linear_pseudo_labels": [Interval(Real, 0, 1, closed="both")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -343,6 +361,7 @@ class SemiSupervisedVAEClassifier(
         prior: str = "estimated",
         marginal_weight: float = 0.03,
         linear_weight: float | str = "auto",
+        linear_pseudo_labels: float = 0.5,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
@@ -379,6 +398,7 @@ class SemiSupervisedVAEClassifier(
         self.prior = prior
         self.marginal_weight = marginal_weight
         self.linear_weight = linear_weight
+        self.linear_pseudo_labels = linear_pseudo_labels
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -517,6 +537,7 @@ class SemiSupervisedVAEClassifier(
         self.transduction_ = transduction
         self._linear = fitted.linear
         self.linear_weight_ = 0.0 if fitted.linear is None else fitted.linear.weight
+        self.n_pseudo_labels_ = fitted.n_pseudo_labels
         return self
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -681,6 +702,7 @@ class SemiSupervisedVAEClassifier(
             # Pickled before the linear expert existed: q(y | x) alone.
             state.setdefault("_linear", None)
             state.setdefault("linear_weight_", 0.0)
+            state.setdefault("n_pseudo_labels_", 0)
             if str(state.get("device_", "cpu")).startswith("cuda"):
                 import torch
 
@@ -703,7 +725,11 @@ class SemiSupervisedVAEClassifier(
             "inputs": settings,
             "linear": None
             if self._linear is None
-            else {"weight": self._linear.weight, "n_dense": self._linear.n_dense},
+            else {
+                "weight": self._linear.weight,
+                "n_dense": self._linear.n_dense,
+                "n_pseudo_labels": self.n_pseudo_labels_,
+            },
         }
         values.update({k: getattr(self, k) for k in _SET_BY_VALIDATION if hasattr(self, k)})
         tensors = {f"module.{k}": v for k, v in self.module_.state_dict().items()}
@@ -744,6 +770,7 @@ class SemiSupervisedVAEClassifier(
         self.transduction_ = classes[transduction]
         self._linear = _restore_linear(values.get("linear"), tensors, len(classes), inputs)
         self.linear_weight_ = 0.0 if self._linear is None else self._linear.weight
+        self.n_pseudo_labels_ = int((values.get("linear") or {}).get("n_pseudo_labels", 0))
         for key in _SET_BY_VALIDATION:
             if key in values:
                 setattr(self, key, values[key])

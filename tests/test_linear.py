@@ -12,6 +12,7 @@ import skdgm
 from skdgm import SemiSupervisedVAEClassifier
 from skdgm._sdgm._linear import (
     LinearExpert,
+    confident_rows,
     fit_linear_expert,
     linear_features,
     piece_coverage,
@@ -88,16 +89,27 @@ def documents():
 
 
 @pytest.fixture(scope="module")
-def pair(tiny_wordpiece_model, documents):
-    """The same SDGM fitted with the expert ("auto") and without it (0)."""
+def fits(tiny_wordpiece_model, documents):
+    """The same SDGM fitted with the expert as by default (self-trained), with the expert
+    fitted on the labelled rows only, and without it."""
     docs, y = documents
-    fits = {
-        weight: SemiSupervisedVAEClassifier(
-            MultilingualEncoder(tiny_wordpiece_model), linear_weight=weight, **FAST
-        ).fit(docs, y)
-        for weight in ("auto", 0.0)
+    settings = {
+        "default": {},
+        "labelled only": {"linear_pseudo_labels": 0.0},
+        "off": {"linear_weight": 0.0},
     }
-    return fits["auto"], fits[0.0]
+    return {
+        name: SemiSupervisedVAEClassifier(
+            MultilingualEncoder(tiny_wordpiece_model), **kwargs, **FAST
+        ).fit(docs, y)
+        for name, kwargs in settings.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def pair(fits):
+    """The SDGM with the expert fitted on the labelled rows, and without the expert."""
+    return fits["labelled only"], fits["off"]
 
 
 def test_auto_pools_a_regression_fitted_on_the_labelled_documents(pair, documents):
@@ -119,7 +131,8 @@ def test_auto_pools_a_regression_fitted_on_the_labelled_documents(pair, document
     expected = _log_softmax(
         (1 - w) * alone.predict_log_proba(docs) + w * np.log(regression.predict_proba(features))
     )
-    np.testing.assert_allclose(pooled.predict_log_proba(docs), expected, atol=1e-4)
+    # To lbfgs's tolerance (see the next test).
+    np.testing.assert_allclose(pooled.predict_proba(docs), np.exp(expected), atol=5e-3)
     np.testing.assert_allclose(pooled.predict_proba(docs).sum(1), 1.0)
     assert (pooled.predict(docs) == pooled.classes_[expected.argmax(1)]).all()
     # The transduction is the pooled model's prediction of the unlabelled rows.
@@ -127,15 +140,73 @@ def test_auto_pools_a_regression_fitted_on_the_labelled_documents(pair, document
     assert (pooled.transduction_[unlabelled] == pooled.predict(docs)[unlabelled]).all()
 
 
-def test_the_expert_survives_pickle_and_save(pair, documents, tmp_path):
+def _documented_features(fitted, docs):
+    """[embedding, L2-normalised ; TF-IDF of pieces], rebuilt from the public parts."""
+    inputs = fitted._model_inputs(docs)
+    embedding = fitted.encoder_.transform(docs)
+    embedding = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
+    return sp.hstack([sp.csr_matrix(embedding), inputs[:, embedding.shape[1] :]], format="csr")
+
+
+def test_the_regression_learns_again_from_the_pooled_models_surest_rows(fits, documents):
+    docs, y = documents
+    default, first, alone = fits["default"], fits["labelled only"], fits["off"]
+    assert first.n_pseudo_labels_ == 0
+    # The documented steps, with scikit-learn: the first pool's predictions of the
+    # unlabelled rows, the surest half of each predicted class, the regression refitted.
+    features = _documented_features(alone, docs)
+    unlabelled = np.flatnonzero(y == -1)
+    first_pool = first.predict_log_proba(docs)[unlabelled]
+    predicted, top = first_pool.argmax(1), first_pool.max(1)
+    taught = []
+    for k in np.unique(predicted):
+        rows = np.flatnonzero(predicted == k)
+        keep = int(np.ceil(0.5 * rows.size))
+        taught += list(unlabelled[rows[np.argsort(-top[rows], kind="stable")[:keep]]])
+    taught = np.sort(taught)
+    assert default.n_pseudo_labels_ == len(taught) >= len(unlabelled) // 2
+    rows = np.r_[np.flatnonzero(y != -1), taught]
+    # The weight: m / (m + 2) of the true labels, times the coverage of the regression's
+    # own rows over the unlabelled rows left.
+    pieces = features[:, alone.encoder_.transform(docs[:1]).shape[1] :]
+    rest = np.setdiff1d(unlabelled, taught)
+    coverage = piece_coverage(pieces[rows], pieces[rest])
+    assert default.linear_weight_ == pytest.approx(resolve_weight("auto", 16, 4, coverage))
+    labels = np.r_[y[y != -1], first.classes_[first.predict_log_proba(docs)[taught].argmax(1)]]
+    regression = LogisticRegression(C=10.0, max_iter=1000).fit(features[rows], labels)
+    w = default.linear_weight_
+    expected = _log_softmax(
+        (1 - w) * alone.predict_log_proba(docs) + w * np.log(regression.predict_proba(features))
+    )
+    # To the solver's tolerance (lbfgs stops at tol=1e-4: a 1e-8 change of the features
+    # moves its log-probabilities by up to 1e-2 here), far closer than the first pool.
+    got, expected = default.predict_proba(docs), np.exp(expected)
+    np.testing.assert_allclose(got, expected, atol=5e-3)
+    assert np.abs(got - expected).max() < 0.1 * np.abs(got - first.predict_proba(docs)).max()
+    # The SDGM trains the same; only the regression changed.
+    np.testing.assert_allclose(default.transform(docs), alone.transform(docs), atol=1e-6)
+
+
+def test_confident_rows_keep_each_predicted_classs_surest_share():
+    log_p = np.log(
+        np.array([[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.2, 0.8], [0.45, 0.55], [0.8, 0.2]])
+    )
+    # class 0 predicted for rows 0, 1, 2, 5 (keep 2: rows 0 and 5); class 1 for 3, 4 (keep 1).
+    np.testing.assert_array_equal(confident_rows(log_p, 0.5), [0, 3, 5])
+    np.testing.assert_array_equal(confident_rows(log_p, 1.0), np.arange(6))
+    assert confident_rows(log_p[:0], 0.5).size == 0
+
+
+def test_the_expert_survives_pickle_and_save(fits, documents, tmp_path):
     docs, _ = documents
-    pooled, _ = pair
+    pooled = fits["default"]
     expected = pooled.predict_proba(docs)
     restored = pickle.loads(pickle.dumps(pooled))
     np.testing.assert_allclose(restored.predict_proba(docs), expected, rtol=1e-6, atol=1e-9)
     skdgm.save(pooled, tmp_path / "model")
     loaded = skdgm.load(tmp_path / "model")
     assert loaded.linear_weight_ == pooled.linear_weight_
+    assert loaded.n_pseudo_labels_ == pooled.n_pseudo_labels_ > 0
     np.testing.assert_allclose(loaded.predict_proba(docs), expected, rtol=1e-6, atol=1e-9)
 
 
@@ -143,8 +214,12 @@ def test_numeric_inputs_have_no_expert_unless_asked(blobs):
     X, _, y = blobs
     clf = SemiSupervisedVAEClassifier(max_epochs=3, random_state=0).fit(X, y)
     assert clf.linear_weight_ == 0.0
+    assert clf.n_pseudo_labels_ == 0
     clf = SemiSupervisedVAEClassifier(max_epochs=3, linear_weight=0.5, random_state=0).fit(X, y)
     assert clf.linear_weight_ == 0.5
+    # Half of each predicted class, rounded up.
+    n_unlabelled, n_classes = (y == -1).sum(), len(clf.classes_)
+    assert n_unlabelled / 2 <= clf.n_pseudo_labels_ <= n_unlabelled / 2 + n_classes
     assert isinstance(clf._linear, LinearExpert)
     np.testing.assert_allclose(clf.predict_proba(X).sum(1), 1.0)
 
@@ -154,6 +229,13 @@ def test_a_bad_weight_is_a_clear_error(blobs, bad):
     X, _, y = blobs
     with pytest.raises(ValueError, match="linear_weight"):
         SemiSupervisedVAEClassifier(linear_weight=bad).fit(X, y)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "half"])
+def test_a_bad_pseudo_label_share_is_a_clear_error(blobs, bad):
+    X, _, y = blobs
+    with pytest.raises(ValueError, match="linear_pseudo_labels"):
+        SemiSupervisedVAEClassifier(linear_pseudo_labels=bad).fit(X, y)
 
 
 def test_piece_coverage_compares_unlabelled_rows_with_left_out_labelled_rows():
@@ -220,7 +302,8 @@ def test_auto_weight_falls_when_the_labels_are_in_another_language(
     tiny_wordpiece_model, labels_in_another_language, documents
 ):
     docs, y = labels_in_another_language
-    clf = SemiSupervisedVAEClassifier(MultilingualEncoder(tiny_wordpiece_model), **FAST)
+    encoder = MultilingualEncoder(tiny_wordpiece_model)
+    clf = SemiSupervisedVAEClassifier(encoder, linear_pseudo_labels=0.0, **FAST)
     clf.fit(docs, y)
     labelled = y != -1
     inputs = clf._model_inputs(docs)
@@ -228,6 +311,11 @@ def test_auto_weight_falls_when_the_labels_are_in_another_language(
     coverage = piece_coverage(inputs[labelled, n_dense:], inputs[~labelled, n_dense:])
     assert coverage < 0.6, coverage
     assert clf.linear_weight_ == pytest.approx(4 / 6 * coverage)
+    # Self-trained (the default), the regression also learns from unlabelled rows, in
+    # their language: its own rows cover the rest better, and it weighs more.
+    taught = SemiSupervisedVAEClassifier(encoder, **FAST).fit(docs, y)
+    assert taught.n_pseudo_labels_ > 0
+    assert taught.linear_weight_ > clf.linear_weight_
     # Within one language the pieces cover each other: the weight is m / (m + 2).
     docs, y = documents
     clf.fit(docs, y)

@@ -19,6 +19,7 @@ from ._ensemble import SDGMEnsemble, members
 from ._inputs import RowSource, TokenRows, TunedRows
 from ._linear import (
     LinearExpert,
+    confident_rows,
     fit_linear_expert,
     linear_features,
     piece_coverage,
@@ -53,6 +54,7 @@ class FitResult:
     interrupted: bool  # Ctrl-C
     predicted: np.ndarray  # the class (position) the model gives every training row
     linear: LinearExpert | None = None  # the regression pooled with q(y | x), if any
+    n_pseudo_labels: int = 0  # unlabelled rows the regression was refitted on
     members_kept: int = 1  # SDGMs in the model (an ensemble's members)
     members_planned: int = 1
 
@@ -225,19 +227,38 @@ def fit_sdgm(
     n_rows = inputs.shape[0]
     logits = predict_logits(module, RowSource(inputs, device), np.arange(n_rows), 1024)
     log_proba = torch.log_softmax(logits.double(), dim=1).cpu().numpy()
-    linear = None
-    weight = params.get("linear_weight", 0.0)
-    if weight == "auto" or weight > 0:
+    linear, n_pseudo_labels = None, 0
+    setting = params.get("linear_weight", 0.0)
+    if setting == "auto" or setting > 0:
         mean, scale = getattr(model_inputs, "mean_", None), getattr(model_inputs, "scale_", None)
         features = linear_features(inputs, linear_dense, mean, scale)
         pieces = features[:, linear_dense or features.shape[1] :]
-        coverage = piece_coverage(pieces[labelled[train_pos]], pieces[unlabelled])
-        weight = resolve_weight(weight, len(train_pos), n_classes, coverage)
+        rows = labelled[train_pos]
+        coverage = piece_coverage(pieces[rows], pieces[unlabelled])
+        weight = resolve_weight(setting, len(train_pos), n_classes, coverage)
         linear = fit_linear_expert(
-            features[labelled[train_pos]], y_index[train_pos], n_classes, weight, linear_dense
+            features[rows], y_index[train_pos], n_classes, weight, linear_dense
         )
         if linear is not None:
-            log_proba = linear.pool(log_proba, features)
+            log_q = log_proba
+            log_proba = linear.pool(log_q, features)
+            share = params.get("linear_pseudo_labels", 0.0)
+            if share > 0 and unlabelled.size:
+                # Self-training of the regression alone, one round: it learns again from
+                # the labelled rows and the unlabelled rows the pooled model is surest of.
+                chosen = confident_rows(log_proba[unlabelled], share)
+                taught, rest = unlabelled[chosen], np.delete(unlabelled, chosen)
+                rows = np.r_[rows, taught]
+                labels = np.r_[y_index[train_pos], log_proba[taught].argmax(axis=1)]
+                # The weight still grows with the true labels; the coverage is now that of
+                # the regression's own rows, which know the unlabelled rows' pieces (across
+                # languages too: the taught rows are in the unlabelled rows' language).
+                coverage = piece_coverage(pieces[rows], pieces[rest])
+                weight = resolve_weight(setting, len(train_pos), n_classes, coverage)
+                linear = fit_linear_expert(features[rows], labels, n_classes, weight, linear_dense)
+                # None only when that weight is 0 (no piece in common): q(y | x) alone.
+                n_pseudo_labels = 0 if linear is None else taught.size
+                log_proba = log_q if linear is None else linear.pool(log_q, features)
     return FitResult(
         module=module,
         module_kwargs={
@@ -251,6 +272,7 @@ def fit_sdgm(
         interrupted=interrupted,
         predicted=log_proba.argmax(1),
         linear=linear,
+        n_pseudo_labels=n_pseudo_labels,
         members_kept=len(trained),
         members_planned=n_members,
     )

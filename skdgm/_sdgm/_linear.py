@@ -16,6 +16,10 @@ Where the labelled documents are in another language than the rest, the regressi
 knows few of the pieces it is asked about and cost up to 5 points; the weight is then
 scaled by how well the labelled rows' pieces cover the unlabelled rows'
 (:func:`piece_coverage`, round 14), which is about 1 within a language.
+
+Then the regression learns from the SDGM (round 15): it is fitted again on the labelled
+rows and the unlabelled rows the pooled model is surest of (:func:`confident_rows`),
+with their predicted labels, and its coverage is that of those rows.
 """
 
 from __future__ import annotations
@@ -121,6 +125,23 @@ def fit_linear_expert(
         float(weight),
         n_dense,
     )
+
+
+def confident_rows(log_proba: np.ndarray, share: float) -> np.ndarray:
+    """The rows the pooled model is surest of: in each predicted class, the ``share`` of
+    its rows with the highest probability (rounded up), as sorted positions.
+
+    Per class, so that a class the model predicts less often keeps its share of the
+    pseudo-labels rather than yielding them to the confident majority.
+    """
+    predicted = log_proba.argmax(axis=1)
+    top = log_proba.max(axis=1)
+    kept = []
+    for k in np.unique(predicted):
+        rows = np.flatnonzero(predicted == k)
+        count = int(np.ceil(share * rows.size))
+        kept.append(rows[np.argsort(-top[rows], kind="stable")[:count]])
+    return np.sort(np.concatenate(kept)) if kept else np.zeros(0, dtype=np.intp)
 
 
 def piece_coverage(labelled, unlabelled) -> float:

@@ -1,0 +1,68 @@
+"""What the studies behind the defaults share: the corpus encoded once, and its draws.
+
+``study_shift.py`` and ``study_pseudo_expert.py`` fit the SDGM on the
+benchmark's draws (every language, or cross-lingual pairs), each draw's documents read
+through the embedding cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from skdgm.benchmark._data import _encode_languages, _make_task, _PrecomputedEncoder
+
+
+@dataclass
+class Draw:
+    """One draw: its size, languages, seed, the benchmark's task and its documents."""
+
+    n: int
+    source: str
+    target: str
+    language: str  # "en", or "en-de" across languages
+    seed: int
+    task: object
+    train: list
+    test: list
+
+
+def draws(args):
+    """(encoder, data, draws): the encoder reading the cached embeddings, the encoded
+    corpus, and a generator of :class:`Draw` over ``args.sizes`` x pairs x ``args.seeds``.
+
+    ``args`` has ``pairs`` (e.g. ``["en-de"]``; empty: each of ``args.languages`` with
+    itself), ``languages``, ``sizes``, ``seeds``, ``cache_dir`` and ``threads``.
+    """
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pairs = [tuple(p.split("-")) for p in args.pairs] or [(lg, lg) for lg in args.languages]
+    languages = list(dict.fromkeys(lg for pair in pairs for lg in pair))
+    data, table, texts, _ = _encode_languages(
+        languages,
+        encoder="intfloat/multilingual-e5-small",
+        mldoc=None,
+        device="auto",
+        cache_dir=args.cache_dir,
+        verbose=0,
+    )
+
+    def each():
+        for n in args.sizes:
+            for source, target in pairs:
+                language = source if source == target else f"{source}-{target}"
+                for seed in args.seeds:
+                    task = _make_task(source, target, n, seed, data)
+                    yield Draw(
+                        n,
+                        source,
+                        target,
+                        language,
+                        seed,
+                        task,
+                        [texts[row] for row in task.train_rows],
+                        [texts[row] for row in task.test_rows],
+                    )
+
+    return _PrecomputedEncoder(table), data, each()
