@@ -134,7 +134,12 @@ def test_auto_pools_a_regression_fitted_on_the_labelled_documents(pair, document
     # To lbfgs's tolerance (see the next test).
     np.testing.assert_allclose(pooled.predict_proba(docs), np.exp(expected), atol=5e-3)
     np.testing.assert_allclose(pooled.predict_proba(docs).sum(1), 1.0)
-    assert (pooled.predict(docs) == pooled.classes_[expected.argmax(1)]).all()
+    # The same predictions, except where the solver's tolerance can flip a near tie.
+    top_two = np.sort(expected, axis=1)[:, -2:]
+    clear = top_two[:, 1] - top_two[:, 0] > 0.02
+    assert clear.mean() > 0.8
+    predicted = pooled.predict(docs)
+    assert (predicted[clear] == pooled.classes_[expected.argmax(1)][clear]).all()
     # The transduction is the pooled model's prediction of the unlabelled rows.
     unlabelled = ~labelled
     assert (pooled.transduction_[unlabelled] == pooled.predict(docs)[unlabelled]).all()
