@@ -66,3 +66,27 @@ def draws(args):
                     )
 
     return _PrecomputedEncoder(table), data, each()
+
+
+def study_main(doc: str, fit, score, sizes: list[int], argv=None) -> None:
+    """The command line of a two-step study: ``--save DIR`` fits the draws (``fit(args)``),
+    ``--score DIR`` scores the saved draws (``score(folder)``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--score", help="score the rules on the draws saved here")
+    parser.add_argument("--save", help="folder for each draw's ingredients")
+    parser.add_argument("--languages", nargs="+", default=["en", "de", "fr", "ru", "zh"])
+    parser.add_argument("--pairs", nargs="+", default=[], help="e.g. en-de (cross-lingual)")
+    parser.add_argument("--sizes", nargs="+", type=int, default=sizes)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--seed-offset", type=int, default=1000)
+    parser.add_argument("--cache-dir", default=".cache/embeddings")
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.score:
+        score(args.score)
+    elif args.save:
+        fit(args)
+    else:
+        parser.error("give --save DIR (fit) or --score DIR (score)")

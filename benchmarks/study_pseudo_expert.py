@@ -23,14 +23,13 @@ Run: ``python benchmarks/study_pseudo_expert.py --save DIR --sizes 16 32 64 128 
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import time
 
 import numpy as np
 import scipy.sparse as sp
-from _study_draws import draws
+from _study_draws import draws, study_main
 
 from skdgm import SemiSupervisedVAEClassifier
 from skdgm._sdgm._linear import HALF_WEIGHT_LABELS, fit_linear_expert, piece_coverage
@@ -185,7 +184,6 @@ def score(folder: str) -> None:
         for n in sorted({r["n"] for r in records if r["kind"] == kind}):
             rows = [r for r in records if r["kind"] == kind and r["n"] == n]
             print(f"\n{kind}-language, n = {n}: {len(rows)} draws")
-            auto = np.array([r["scores"]["auto"] for r in rows])
             for rule in rows[0]["scores"]:
                 present = [r for r in rows if rule in r["scores"]]
                 acc = np.array([r["scores"][rule] for r in present])
@@ -198,27 +196,10 @@ def score(folder: str) -> None:
                     f"  {rule:16s} {acc.mean():.3f}  vs auto {d.mean():+5.1f} (s.e. {se:.1f})"
                     f" ahead {int((d > 0).sum())}/{len(d)} [{len(present)}]{extra}"
                 )
-            del auto
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--score", help="score the rules on the draws saved here")
-    parser.add_argument("--save", help="folder for each draw's ingredients")
-    parser.add_argument("--languages", nargs="+", default=["en", "de", "fr", "ru", "zh"])
-    parser.add_argument("--pairs", nargs="+", default=[], help="e.g. en-de (cross-lingual)")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[16, 32, 64, 128])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--seed-offset", type=int, default=1000)
-    parser.add_argument("--cache-dir", default=".cache/embeddings")
-    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's)")
-    args = parser.parse_args(argv)
-    if args.score:
-        score(args.score)
-    elif args.save:
-        fit_draws(args)
-    else:
-        parser.error("give --save DIR (fit) or --score DIR (score)")
+    study_main(__doc__, fit_draws, score, [16, 32, 64, 128], argv)
 
 
 if __name__ == "__main__":

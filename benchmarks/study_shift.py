@@ -21,7 +21,6 @@ Run: ``python benchmarks/study_shift.py --save DIR --sizes 16 64 --seeds 0 1``
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -29,7 +28,7 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from _study_draws import draws
+from _study_draws import draws, study_main
 
 from skdgm import SemiSupervisedVAEClassifier
 from skdgm._sdgm._linear import HALF_WEIGHT_LABELS, piece_coverage
@@ -124,23 +123,7 @@ def score(folder: str) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--score", help="score the weight rules on the draws saved here")
-    parser.add_argument("--save", help="folder for each draw's ingredients")
-    parser.add_argument("--languages", nargs="+", default=["en", "de", "fr", "ru", "zh"])
-    parser.add_argument("--pairs", nargs="+", default=[], help="e.g. en-de (cross-lingual)")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[16, 64])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--seed-offset", type=int, default=1000)
-    parser.add_argument("--cache-dir", default=".cache/embeddings")
-    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's)")
-    args = parser.parse_args(argv)
-    if args.score:
-        score(args.score)
-    elif args.save:
-        fit_draws(args)
-    else:
-        parser.error("give --save DIR (fit) or --score DIR (score)")
+    study_main(__doc__, fit_draws, score, [16, 64], argv)
 
 
 if __name__ == "__main__":
