@@ -281,3 +281,100 @@ def test_a_method_that_fails_is_reported_as_a_failed_run_not_a_usage_error(
     err = capsys.readouterr().err
     assert "Broken failed on en n=8 seed=0: ValueError: this estimator cannot fit" in err
     assert "usage:" not in err
+
+
+def test_jobs_score_the_runs_of_model_free_methods_in_worker_processes(
+    tiny_wordpiece_model, results
+):
+    import torch
+
+    methods = ["SDGM", "LogisticRegression", "Emb+pieces+LR", "Transformer"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # two workers of one thread each, as the fixture's runs
+    try:
+        pooled = run_benchmark(
+            ["en", "de"],
+            [8],
+            1,
+            methods,
+            cross_lingual=[("en", "de")],
+            encoder=tiny_wordpiece_model,
+            device="cpu",
+            sdgm_params={"max_epochs": 2},
+            on_run=(kept := []).append,
+            n_jobs=2,
+            verbose=0,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert pooled.settings["n_jobs"] == 2
+    assert pooled.settings["pooled_methods"] == methods[:3]  # the transformer needs its model
+    keys = [(r["source"], r["target"], r["method"]) for r in pooled]
+    expected = [(r["source"], r["target"], r["method"]) for r in results if r["method"] in methods]
+    assert keys == expected  # the order of one process, whatever order the runs ended in
+    assert sorted(map(str, kept)) == sorted(map(str, pooled))  # each run, as it was scored
+    one_process = {(r["source"], r["target"], r["method"]): r for r in results}
+    for run in pooled:  # the same draws and the same scores as in one process
+        alone = one_process[(run["source"], run["target"], run["method"])]
+        assert run["draw"] == alone["draw"]
+        assert run["accuracy"] == pytest.approx(alone["accuracy"], abs=1e-12)
+    assert "runs at a time sharing the cores" in format_timings(pooled)
+    assert "sharing the cores" not in format_timings(results)
+    # A run that fails in a worker is a failed run, named, not a broken pool.
+    with pytest.raises(BenchmarkRunError, match="SDGM failed on en n=8 seed=0"):
+        run_benchmark(
+            ["en"],
+            [8],
+            1,
+            ["SDGM"],
+            encoder=tiny_wordpiece_model,
+            device="cpu",
+            sdgm_params={"max_epochs": -1},
+            n_jobs=2,
+            verbose=0,
+        )
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="n_jobs must be a positive int"):
+            run_benchmark(["en"], [8], 1, ["SDGM"], n_jobs=bad)
+
+
+def test_token_states_only_for_the_languages_that_fine_tune(tiny_wordpiece_model):
+    from skdgm.benchmark._data import _encode_languages, _PrecomputedEncoder
+
+    data, table, texts, timings = _encode_languages(
+        ["en", "de"],
+        encoder=tiny_wordpiece_model,
+        mldoc=None,
+        device="cpu",
+        cache_dir=None,
+        verbose=0,
+    )
+    english = np.r_[data["en"].train_rows, data["en"].test_rows]
+    table.state_rows = english
+    encoder = _PrecomputedEncoder(table)
+    states = encoder._token_states([texts[row] for row in english[:5]], 1)
+    assert states.n_documents == 5
+    assert "frozen layers below top 1" in timings
+    with pytest.raises(ValueError, match="token states were not computed"):
+        encoder._token_states([texts[data["de"].train_rows[0]]], 1)
+    # The same states as computed over every document.
+    data, every, texts, _ = _encode_languages(
+        ["en", "de"],
+        encoder=tiny_wordpiece_model,
+        mldoc=None,
+        device="cpu",
+        cache_dir=None,
+        verbose=0,
+    )
+    everything = _PrecomputedEncoder(every)._token_states([texts[row] for row in english[:5]], 1)
+    assert np.array_equal(states.lengths, everything.lengths)
+    size = int(states.offsets[-1])
+    ours = torch_bf16(states._read(0, size))
+    theirs = torch_bf16(everything._read(0, size))
+    np.testing.assert_allclose(ours, theirs, atol=2e-2, rtol=2e-2)  # other batches: rounding
+
+
+def torch_bf16(bits: np.ndarray) -> np.ndarray:
+    import torch
+
+    return torch.from_numpy(np.array(bits)).view(torch.bfloat16).float().numpy()

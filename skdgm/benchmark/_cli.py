@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="torch CPU threads (default: torch's); 1 helps on a busy machine",
     )
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        help="processes for the methods that need no model of their own (the frozen SDGM, "
+        "the regressions); default: the configuration's (2 for the demo), else 1",
+    )
     parser.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -141,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             sdgm_params=config["sdgm_params"],
             method_limits=config.get("method_limits"),
+            n_jobs=args.jobs if args.jobs is not None else config.get("n_jobs", 1),
             verbose=0 if args.quiet else 1,
         )
     except BenchmarkRunError as exc:  # a method failed: not a usage error

@@ -19,7 +19,8 @@ _TIMED_METHODS = (
 #: pairs (empty: none); ``cross_lingual_sizes`` None means the same as ``sizes``.
 #: ``sdgm_params`` overrides SDGM defaults and belongs only to the smoke test;
 #: ``method_limits`` runs slow methods on fewer draws (see :func:`run_benchmark`);
-#: ``methods`` names the methods to run (absent: all of :data:`METHODS`).
+#: ``methods`` names the methods to run (absent: all of :data:`METHODS`);
+#: ``n_jobs`` is :func:`run_benchmark`'s (absent: 1).
 CONFIGS: dict[str, dict] = {
     "smoke": {
         "languages": ("en", "de"),
@@ -37,16 +38,18 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual": (),
         "cross_lingual_sizes": None,
         "sdgm_params": None,
-        # Slow methods on fewer draws (the whole demo took 41 minutes on 2 idle CPU
-        # cores with a cold cache on 2026-12-03, the end-to-end SDGM then on English
-        # and German; fit times with 16 labels): the transformer (36 s) on the first
-        # seed with 16 labels; the end-to-end SDGM (3.5 minutes), self-training (10
-        # minutes: it refits on a growing set) and SetFit (4 minutes, its pairs growing
-        # with the labels) on English only.
+        # Slow methods on fewer draws: the end-to-end SDGM, the transformer, its
+        # self-training and SetFit on English, the first seed, 16 labels (fit times then:
+        # 4, 0.5, 9 and 3.5 minutes). The other methods' runs two at a time: on 2 cores the
+        # SDGM's 30 fits took 12.4 minutes one after another with 2 threads each, about
+        # 8.5 side by side with one. The whole demo took 35 minutes on 2 idle CPU cores
+        # with a cold cache on 2026-12-06 before these two changes (the transformer then
+        # on every language; docs/results/demo-round15-2026-12-06.txt).
         "methods": _TIMED_METHODS,
+        "n_jobs": 2,
         "method_limits": {
             "SDGM-e2e": {"seeds": 1, "sizes": (16,), "tasks": ("en",)},
-            "Transformer": {"seeds": 1, "sizes": (16,)},
+            "Transformer": {"seeds": 1, "sizes": (16,), "tasks": ("en",)},
             "Transformer+ST": {"seeds": 1, "sizes": (16,), "tasks": ("en",)},
             "SetFit": {"seeds": 1, "sizes": (16,), "tasks": ("en",)},
         },
@@ -59,6 +62,7 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual_sizes": None,
         "sdgm_params": None,
         "methods": (*_TIMED_METHODS, "SDGM (NXVAE)"),
+        "n_jobs": 2,
         "method_limits": {
             "SDGM (NXVAE)": {"seeds": 1},
             "SDGM-e2e": {"seeds": 1},
@@ -75,6 +79,7 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual_sizes": None,
         "sdgm_params": None,
         "methods": None,  # all of METHODS
+        "n_jobs": 2,
         # The GRU decoder costs about 10 minutes a fit on 2 CPU cores (a probe, 2026-11-26).
         "method_limits": {"SDGM (GRU)": {"seeds": 2, "sizes": (16, 64)}},
     },

@@ -22,8 +22,10 @@ class _DocumentTable:
     """Precomputed embeddings and token counts of documents, looked up by exact text.
 
     With the fitted encoder and the texts, it also stores the output of the encoder's
-    frozen lower layers for every document, once per number of tuned top layers, so that
-    fine-tuning methods run the lower layers once per benchmark, not once per fit.
+    frozen lower layers, once per number of tuned top layers, so that fine-tuning methods
+    run the lower layers once per benchmark, not once per fit: of every document, or of
+    the rows in ``state_rows`` when set (the runner sets it to the languages of the runs
+    that fine-tune).
     """
 
     def __init__(self, row_of, embeddings, counts, encoder=None, texts=None, timings=None):
@@ -34,16 +36,30 @@ class _DocumentTable:
         self.texts = texts
         self.timings = timings if timings is not None else {}
         self._states: dict[int, object] = {}
+        self.state_rows: np.ndarray | None = None
 
-    def states(self, n_top: int):
-        """Token states below the top ``n_top`` layers of every document (computed once)."""
+    def states(self, n_top: int, rows: np.ndarray):
+        """Token states below the top ``n_top`` layers of ``rows`` (computed once)."""
         if n_top not in self._states:
             if self.encoder is None:
-                raise ValueError("This document table has no encoder to run the layers of.")
+                raise ValueError(
+                    "This document table has no encoder to run the layers of: a method "
+                    "that fine-tunes the encoder must say so, Method(..., needs_model=True)."
+                )
+            covered = np.arange(len(self.texts)) if self.state_rows is None else self.state_rows
             start = time.perf_counter()
-            self._states[n_top] = self.encoder._token_states(self.texts, n_top)
+            states = self.encoder._token_states([self.texts[row] for row in covered], n_top)
             self.timings[f"frozen layers below top {n_top}"] = time.perf_counter() - start
-        return self._states[n_top]
+            position = np.full(len(self.texts), -1, dtype=np.intp)
+            position[covered] = np.arange(len(covered))
+            self._states[n_top] = (states, position)
+        states, position = self._states[n_top]
+        if (position[rows] < 0).any():
+            raise ValueError(
+                "A document's token states were not computed: its language is outside "
+                "the document table's state_rows."
+            )
+        return states.subset(position[rows])
 
     def rows(self, documents) -> np.ndarray:
         try:
@@ -111,7 +127,8 @@ class _PrecomputedEncoder(TransformerMixin, BaseEstimator):
             return self.table.embeddings[rows]
         from ..encoders._tuning import DocumentEmbedder
 
-        return DocumentEmbedder(top, self.table.states(top.n_top)).embeddings(rows)
+        states = self.table.states(top.n_top, rows)
+        return DocumentEmbedder(top, states).embeddings(np.arange(len(rows)))
 
     def token_ids(self, X):
         """Return each document's subword ids, from the encoder's tokenizer (for decoder="gru").
@@ -145,7 +162,7 @@ class _PrecomputedEncoder(TransformerMixin, BaseEstimator):
 
     # The fine-tuning protocol of MultilingualEncoder, served from the table.
     def _token_states(self, X, n_top):
-        return self.table.states(n_top).subset(self.table.rows(X))
+        return self.table.states(n_top, self.table.rows(X))
 
     def _tunable_top(self, n_top, *, normalize=None):
         return self.table.encoder._tunable_top(n_top, normalize=normalize)

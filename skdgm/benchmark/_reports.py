@@ -171,6 +171,14 @@ def format_timings(results: BenchmarkResults | Sequence[Mapping]) -> str:
             f"  {method:<28} {fit + predict:9.1f}  ({len(runs)} runs, fit {fit:.1f}, "
             f"predict {predict:.1f}{ratio})"
         )
+    settings = getattr(results, "settings", {})
+    pooled = settings.get("pooled_methods") or []
+    if pooled and settings.get("n_jobs", 1) > 1:
+        lines.append(
+            f"  {', '.join(pooled)}: {settings['n_jobs']} runs at a time sharing the cores "
+            "(n_jobs), the other methods one at a time: their fit times and ratios to the "
+            "SDGM's are not those of one fit alone against another."
+        )
     return "\n".join(lines)
 
 
