@@ -116,7 +116,7 @@ def test_gru_and_two_stage_sdgms_run_in_full_only(monkeypatch):
     asked = {}
 
     def fake_run(*args, **kwargs):
-        asked["methods"] = args[3]
+        asked["methods"], asked["n_jobs"] = args[3], kwargs["n_jobs"]
         raise ValueError("stop here")
 
     monkeypatch.setattr("skdgm.benchmark._cli.run_benchmark", fake_run)
@@ -127,6 +127,14 @@ def test_gru_and_two_stage_sdgms_run_in_full_only(monkeypatch):
     with pytest.raises(SystemExit):
         main(["--config", "demo", "--methods", "SDGM (GRU)"])
     assert asked["methods"] == ["SDGM (GRU)"]
+    for argv, n_jobs in [
+        (["--config", "demo"], 2),
+        (["--config", "smoke"], 1),
+        (["--jobs", "3"], 3),
+    ]:
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert asked["n_jobs"] == n_jobs
 
 
 def test_bad_settings_raise_clear_errors(capsys):
@@ -142,6 +150,9 @@ def test_bad_settings_raise_clear_errors(capsys):
     with pytest.raises(SystemExit):
         main(["--sizes", "8,lots"])
     assert "lots" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--jobs", "0"])
+    assert "--jobs" in capsys.readouterr().err
 
 
 def _write_mldoc_files(folder) -> None:

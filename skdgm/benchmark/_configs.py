@@ -39,12 +39,11 @@ CONFIGS: dict[str, dict] = {
         "cross_lingual_sizes": None,
         "sdgm_params": None,
         # Slow methods on fewer draws: the end-to-end SDGM, the transformer, its
-        # self-training and SetFit on English, the first seed, 16 labels (fit times then:
-        # 4, 0.5, 9 and 3.5 minutes). The other methods' runs two at a time: on 2 cores the
-        # SDGM's 30 fits took 12.4 minutes one after another with 2 threads each, about
-        # 8.5 side by side with one. The whole demo took 35 minutes on 2 idle CPU cores
-        # with a cold cache on 2026-12-06 before these two changes (the transformer then
-        # on every language; docs/results/demo-round15-2026-12-06.txt).
+        # self-training and SetFit on English, the first seed, 16 labels. The other
+        # methods' runs two at a time. The whole demo took 27.7 minutes on 2 idle CPU cores
+        # with a cold cache on 2026-12-06 (docs/results/demo-jobs2-2026-12-06.txt): the
+        # 180 runs without a model about 10 (the SDGM's 30 fits took 12.4 one after another
+        # with 2 threads), self-training 8.8, SetFit 3.7, the end-to-end SDGM 2.5.
         "methods": _TIMED_METHODS,
         "n_jobs": 2,
         "method_limits": {
