@@ -27,26 +27,33 @@ from skdgm.benchmark import (
 RUN = [name for name in METHODS if name != "SDGM (NXVAE)"]
 
 
-@pytest.fixture(scope="module")
-def results(tiny_wordpiece_model):
+def _tiny_benchmark(model, methods, threads, **options):
+    """en, de and en -> de at 8 labels, one seed, with ``threads`` torch threads."""
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: more threads only contend on a busy machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         return run_benchmark(
             ["en", "de"],
             [8],
             1,
-            RUN,
+            methods,
             cross_lingual=[("en", "de")],
-            encoder=tiny_wordpiece_model,
+            encoder=model,
             device="cpu",
             sdgm_params={"max_epochs": 2},
             verbose=0,
+            **options,
         )
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def results(tiny_wordpiece_model):
+    # Tiny models: more threads only contend on a busy machine.
+    return _tiny_benchmark(tiny_wordpiece_model, RUN, threads=1)
 
 
 def test_every_run_is_present_and_scored(results):
@@ -297,27 +304,11 @@ def test_a_method_that_fails_is_reported_as_a_failed_run_not_a_usage_error(
 def test_jobs_score_the_runs_of_model_free_methods_in_worker_processes(
     tiny_wordpiece_model, results
 ):
-    import torch
-
     methods = ["SDGM", "LogisticRegression", "Emb+pieces+LR", "Transformer"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # two workers of one thread each, as the fixture's runs
-    try:
-        pooled = run_benchmark(
-            ["en", "de"],
-            [8],
-            1,
-            methods,
-            cross_lingual=[("en", "de")],
-            encoder=tiny_wordpiece_model,
-            device="cpu",
-            sdgm_params={"max_epochs": 2},
-            on_run=(kept := []).append,
-            n_jobs=2,
-            verbose=0,
-        )
-    finally:
-        torch.set_num_threads(threads)
+    # Two workers of one thread each, as the fixture's runs.
+    pooled = _tiny_benchmark(
+        tiny_wordpiece_model, methods, threads=2, on_run=(kept := []).append, n_jobs=2
+    )
     assert pooled.settings["n_jobs"] == 2
     assert pooled.settings["pooled_methods"] == methods[:3]  # the transformer needs its model
     keys = [(r["source"], r["target"], r["method"]) for r in pooled]

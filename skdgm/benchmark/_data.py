@@ -39,7 +39,11 @@ class _DocumentTable:
         self.state_rows: np.ndarray | None = None
 
     def states(self, n_top: int, rows: np.ndarray):
-        """Token states below the top ``n_top`` layers of ``rows`` (computed once)."""
+        """Token states below the top ``n_top`` layers, and where ``rows`` are in them.
+
+        The states are computed once, for the rows of ``state_rows`` (every row when
+        None); a row outside them is an error.
+        """
         if n_top not in self._states:
             if self.encoder is None:
                 raise ValueError(
@@ -59,7 +63,7 @@ class _DocumentTable:
                 "A document's token states were not computed: its language is outside "
                 "the document table's state_rows."
             )
-        return states.subset(position[rows])
+        return states, position[rows]
 
     def rows(self, documents) -> np.ndarray:
         try:
@@ -127,8 +131,8 @@ class _PrecomputedEncoder(TransformerMixin, BaseEstimator):
             return self.table.embeddings[rows]
         from ..encoders._tuning import DocumentEmbedder
 
-        states = self.table.states(top.n_top, rows)
-        return DocumentEmbedder(top, states).embeddings(np.arange(len(rows)))
+        states, positions = self.table.states(top.n_top, rows)
+        return DocumentEmbedder(top, states).embeddings(positions)
 
     def token_ids(self, X):
         """Return each document's subword ids, from the encoder's tokenizer (for decoder="gru").
@@ -162,7 +166,8 @@ class _PrecomputedEncoder(TransformerMixin, BaseEstimator):
 
     # The fine-tuning protocol of MultilingualEncoder, served from the table.
     def _token_states(self, X, n_top):
-        return self.table.states(n_top, self.table.rows(X))
+        states, positions = self.table.states(n_top, self.table.rows(X))
+        return states.subset(positions)
 
     def _tunable_top(self, n_top, *, normalize=None):
         return self.table.encoder._tunable_top(n_top, normalize=normalize)

@@ -109,13 +109,18 @@ def _run_one(method: Method, task: _Task, context: MethodContext, views) -> dict
     }
 
 
+def _label(source: str, target: str) -> str:
+    """A task's name in limits and messages: its language, or ``"source-target"``."""
+    return target if source == target else f"{source}-{target}"
+
+
 def _run_one_checked(method: Method, task: _Task, context: MethodContext, views, name) -> dict:
     try:
         return _run_one(method, task, context, views)
     except Exception as exc:
-        label = task.target if task.source == task.target else f"{task.source}-{task.target}"
         raise BenchmarkRunError(
-            f"{name} failed on {label} n={task.n} seed={task.seed}: {type(exc).__name__}: {exc}"
+            f"{name} failed on {_label(task.source, task.target)} n={task.n} "
+            f"seed={task.seed}: {type(exc).__name__}: {exc}"
         ) from exc
 
 
@@ -298,9 +303,10 @@ def _limits(method_limits, seed_list):
         if name not in checked:
             return True
         seeds, sizes, labels = checked[name]
-        label = target if source == target else f"{source}-{target}"
         return (
-            seed in seeds and (sizes is None or n in sizes) and (labels is None or label in labels)
+            seed in seeds
+            and (sizes is None or n in sizes)
+            and (labels is None or _label(source, target) in labels)
         )
 
     return allowed
@@ -473,8 +479,7 @@ def run_benchmark(
             context = MethodContext(
                 seed, encoder_view, device, dict(sdgm_params or {}), str(encoder)
             )
-            label = target if source == target else f"{source}-{target}"
-            progress.set_postfix_str(f"{label} n={n} seed={seed} {name}")
+            progress.set_postfix_str(f"{_label(source, target)} n={n} seed={seed} {name}")
             scores = _run_one_checked(chosen[name], task, context, views, name)
             keep((source, target, n, seed, name), task, scores)
     runs = [records[key] for key in todo]
