@@ -104,9 +104,16 @@ class SemiSupervisedVAEClassifier(
     max_epochs : int, default=100
         Epochs of joint training (after the warm-up). An epoch is one pass over the
         unlabelled rows, each mini-batch paired with a batch of labelled rows (over the
-        labelled rows, the unlabelled ones cycling, when the labelled are more). With
-        ``training="two_stage"``, epochs of each stage: M1's epochs are passes over every
-        row in batches of ``batch_size``.
+        labelled rows, the unlabelled ones cycling, when the labelled are more), or over
+        ``epoch_size`` of them when there are more. With ``training="two_stage"``, epochs
+        of each stage: M1's epochs are passes over every row in batches of
+        ``batch_size``, or over ``epoch_size`` rows.
+    epoch_size : int or None, default=None
+        Rows an epoch passes over at most. With more unlabelled rows than this, each
+        epoch takes the next ``epoch_size`` of them in a shuffled order that carries on
+        from one epoch to the next (every row is seen once before any is seen again), so
+        that a fit costs at most ``max_epochs * epoch_size / batch_size`` steps
+        whatever the size of the corpus. None: every row, every epoch.
     batch_size : int, default=64
         Rows of each kind (labelled, unlabelled) in a mini-batch.
     learning_rate : float, default=1e-3
@@ -311,6 +318,7 @@ class SemiSupervisedVAEClassifier(
         "max_decoder_length": [Interval(Integral, 1, None, closed="left")],
         "word_dropout": [Interval(Real, 0, 1, closed="left")],
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "epoch_size": [None, Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -352,6 +360,7 @@ class SemiSupervisedVAEClassifier(
         max_decoder_length: int = 64,
         word_dropout: float = 0.25,
         max_epochs: int = 100,
+        epoch_size: int | None = None,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
@@ -389,6 +398,7 @@ class SemiSupervisedVAEClassifier(
         self.max_decoder_length = max_decoder_length
         self.word_dropout = word_dropout
         self.max_epochs = max_epochs
+        self.epoch_size = epoch_size
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay

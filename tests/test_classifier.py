@@ -513,3 +513,70 @@ def test_an_epoch_passes_over_the_larger_set_of_rows(blobs, monkeypatch):
     SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
     assert len(batches) == 7  # ceil(200 / 32), not ceil(40 / 32)
     assert all(n_l == 32 and n_u == 32 for n_l, n_u in batches)
+
+
+def _unlabelled_batches(monkeypatch) -> list:
+    """Record the unlabelled rows of each batch the training loop forms."""
+    from skdgm._sdgm import _training
+
+    rows: list = []
+    forward_terms = _training.forward_terms
+
+    def spy(model, inputs, targets, y_l, free_bits):
+        rows.append(inputs[len(y_l) :].detach().clone())
+        return forward_terms(model, inputs, targets, y_l, free_bits)
+
+    monkeypatch.setattr(_training, "forward_terms", spy)
+    return rows
+
+
+def test_epoch_size_bounds_an_epoch_and_sees_every_row(blobs, monkeypatch):
+    X, _, y_partial = blobs  # 30 labelled, 210 unlabelled
+    batches = _unlabelled_batches(monkeypatch)
+    params = dict(FAST, max_epochs=7, batch_size=32, average_epochs=0)
+    SemiSupervisedVAEClassifier(**params, epoch_size=64).fit(X, y_partial)
+    assert len(batches) == 7 * 2  # two batches of 32 an epoch, not ceil(210 / 32) = 7
+    # The first 4 epochs take 4 x 64 = 256 rows of a shuffled order carried on: every one
+    # of the 210 unlabelled rows once, then 46 of the next order.
+    seen = torch.cat(batches[:8]).double().numpy()
+    scaled = StandardScaler().fit(X).transform(X).astype(np.float32)
+    unlabelled = scaled[y_partial == -1]
+    first_pass = seen[:210]
+    order = [int(np.abs(unlabelled - row).sum(1).argmin()) for row in first_pass]
+    assert sorted(order) == list(range(210))
+
+
+def test_epoch_size_above_the_rows_changes_nothing(blobs):
+    X, _, y_partial = blobs
+    params = dict(FAST, max_epochs=5)
+    every = SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
+    capped = SemiSupervisedVAEClassifier(**params, epoch_size=210).fit(X, y_partial)
+    np.testing.assert_array_equal(every.predict_proba(X), capped.predict_proba(X))
+    assert [r["loss"] for r in every.history_] == [r["loss"] for r in capped.history_]
+
+
+def test_epoch_size_is_reproducible_and_keeps_warm_start_pickle_and_save(blobs, tmp_path):
+    import skdgm
+
+    X, _, y_partial = blobs
+    params = dict(FAST, max_epochs=4, epoch_size=50)
+    first = SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
+    second = SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
+    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+    differs = SemiSupervisedVAEClassifier(**dict(params, epoch_size=None)).fit(X, y_partial)
+    assert not np.allclose(first.predict_proba(X), differs.predict_proba(X))
+    first.set_params(warm_start=True).fit(X, y_partial)
+    assert first.n_iter_ == 4 and first.get_params()["epoch_size"] == 50
+    loaded = pickle.loads(pickle.dumps(first))
+    np.testing.assert_array_equal(loaded.predict_proba(X), first.predict_proba(X))
+    skdgm.save(first, tmp_path / "model")
+    restored = skdgm.load(tmp_path / "model")
+    assert restored.epoch_size == 50
+    np.testing.assert_array_equal(restored.predict_proba(X), first.predict_proba(X))
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "all"])
+def test_bad_epoch_size(blobs, bad):
+    X, _, y_partial = blobs
+    with pytest.raises(ValueError, match="epoch_size"):
+        SemiSupervisedVAEClassifier(**FAST, epoch_size=bad).fit(X, y_partial)

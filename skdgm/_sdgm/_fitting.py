@@ -352,6 +352,7 @@ def training_stages(
         fine_tune_learning_rate=params["fine_tune_learning_rate"],
         average_epochs=params["average_epochs"],
         marginal_weight=params["marginal_weight"],
+        epoch_size=params["epoch_size"],
     )
     max_epochs = params["max_epochs"]
     if params["training"] == "joint":

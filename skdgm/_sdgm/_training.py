@@ -68,6 +68,7 @@ class TrainingConfig:
     objective: str = "joint"
     average_epochs: int = 0
     marginal_weight: float = 0.0
+    epoch_size: int | None = None
 
 
 #: The networks each objective trains (every other one stays as it is).
@@ -120,7 +121,9 @@ def train(
     noise averaged out at no extra cost.
 
     A semi-supervised epoch passes over the unlabelled rows, or over the labelled rows
-    when they are the more numerous; the other set cycles beside it.
+    when they are the more numerous; the other set cycles beside it. With
+    ``config.epoch_size`` = k, an epoch passes over k of them at most: the next k of a
+    shuffled order that carries on from one epoch to the next (see :class:`_RowStream`).
 
     A ``KeyboardInterrupt`` (Ctrl-C) ends training where it is: the model keeps the best
     epoch's parameters (with validation rows) or its current ones, and ``interrupted``
@@ -159,6 +162,8 @@ def train(
         first_tuned = max(config.max_epochs - config.fine_tune_epochs, config.warm_up_epochs) + 1
     encoder_optimizer = None
     first_record = len(history)
+    stream = _RowStream(len(every) if objective == "m1" else n_u, config.epoch_size, generator)
+    cap = math.inf if config.epoch_size is None else config.epoch_size
     average_from = math.inf
     # At most the second half of the epochs after the warm-up: early epochs are not yet
     # near a solution, and a short fit should not average them in.
@@ -186,19 +191,19 @@ def train(
                 kl_weight = 1.0
             kl_weight = max(kl_weight, 0.0)
             if objective == "m1":
-                n_steps = math.ceil(len(every) / bs)
+                n_steps = math.ceil(min(len(every), cap) / bs)
             elif warm_up or n_u == 0:
-                n_steps = math.ceil(n_l / bs)
+                n_steps = math.ceil(min(n_l, cap) / bs)
             else:
                 # A pass over the larger of the two sets: the other cycles (labelled rows
                 # are usually the few; after pseudo-labelling they may be the many).
-                n_steps = math.ceil(max(n_u, n_l) / bs)
+                n_steps = math.ceil(min(max(n_u, n_l), cap) / bs)
             if tuning and encoder_optimizer is None:
                 encoder_optimizer, schedule = _encoder_optimizer(
                     tuned_inputs, config, n_steps * (config.max_epochs - epoch + 1)
                 )
             perm_l = generator.permutation(n_l)
-            perm_u = generator.permutation(len(every) if objective == "m1" else n_u)
+            perm_u = stream.next_epoch()
             sums: dict[str, float] = {}
             correct = 0
             seen = 0
@@ -231,7 +236,8 @@ def train(
                         if n_u >= n_l or n_u == 0:
                             unl = unlabelled[perm_u[step * bs : (step + 1) * bs]]
                         else:  # fewer unlabelled than labelled rows: they cycle
-                            unl = unlabelled[perm_u[np.arange(step * bs, (step + 1) * bs) % n_u]]
+                            cycle = np.arange(step * bs, (step + 1) * bs) % len(perm_u)
+                            unl = unlabelled[perm_u[cycle]]
                         rows = np.concatenate([lab, unl])
                         if objective == "m2":
                             t_l, t_u = m2_terms(model, source[rows], y_l)
@@ -311,6 +317,35 @@ def train(
     if tuned_inputs is not None:
         tuned_inputs.load_state_dict(best_state[1])
     return n_epochs, best_epoch, interrupted
+
+
+class _RowStream:
+    """The rows each epoch passes over: all of them, or the next ``size`` of a shuffled order.
+
+    With ``size`` None or ``n`` rows at most, every epoch is a new permutation of all the
+    rows. With more, an epoch takes the next ``size`` positions of a permutation and the
+    next epoch goes on from there, a new permutation starting when one is used up: every
+    row is seen once before any row is seen again, and an epoch costs the same whatever
+    ``n``.
+    """
+
+    def __init__(self, n: int, size: int | None, generator: np.random.Generator):
+        self.n, self.size, self.generator = n, size, generator
+        self.order = np.empty(0, dtype=np.int64)
+        self.cursor = 0
+
+    def next_epoch(self) -> np.ndarray:
+        if self.size is None or self.n <= self.size:
+            return self.generator.permutation(self.n)
+        parts, needed = [], self.size
+        while needed:
+            if self.cursor == len(self.order):
+                self.order, self.cursor = self.generator.permutation(self.n), 0
+            part = self.order[self.cursor : self.cursor + needed]
+            self.cursor += len(part)
+            needed -= len(part)
+            parts.append(part)
+        return np.concatenate(parts)
 
 
 class _Average:

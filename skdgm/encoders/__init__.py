@@ -5,8 +5,18 @@ cross-lingual VAE, trained from scratch on your documents. ``transformers``, ``t
 and ``torch`` are imported only when an encoder is fitted.
 """
 
-from ._multilingual import MultilingualEncoder, clear_embedding_cache
+from ._multilingual import (
+    MultilingualEncoder,
+    clear_embedding_cache,
+    set_embedding_cache_limit,
+)
 from ._nxvae import NXVAE
 from ._offline import OfflineModelUnavailableError
 
-__all__ = ["NXVAE", "MultilingualEncoder", "OfflineModelUnavailableError", "clear_embedding_cache"]
+__all__ = [
+    "NXVAE",
+    "MultilingualEncoder",
+    "OfflineModelUnavailableError",
+    "clear_embedding_cache",
+    "set_embedding_cache_limit",
+]

@@ -29,7 +29,12 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import DocumentTransformerMixin, advise_on_memory
 from .._documents import check_documents
 from .._persistence import PersistenceMixin
-from ._cache import cached_embeddings, clear_embedding_cache, settings_key
+from ._cache import (
+    cached_embeddings,
+    clear_embedding_cache,
+    set_embedding_cache_limit,
+    settings_key,
+)
 from ._embedding import (
     DEFAULT_MAX_LENGTH,
     MAX_COUNTED_TOKENS,
@@ -43,7 +48,7 @@ from ._embedding import (
 )
 from ._loading import _is_e5, load_model
 
-__all__ = ["MultilingualEncoder", "clear_embedding_cache"]
+__all__ = ["MultilingualEncoder", "clear_embedding_cache", "set_embedding_cache_limit"]
 
 
 class MultilingualEncoder(

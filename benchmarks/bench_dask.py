@@ -1,0 +1,87 @@
+"""Throughput of ``skdgm.dask`` on a local cluster of 1 and of 2 worker processes.
+
+Real documents (paragraphs of Debian package descriptions, ``_debian_corpus.py``): a
+``SemiSupervisedVAEClassifier`` with the default encoder is fitted in this process on
+``--n-fit`` of them (64 labelled), then ``skdgm.dask.encode`` embeds ``--n-documents``
+others and ``skdgm.dask.predict`` predicts them, on a ``LocalCluster`` of one worker
+process, then of two, each with one thread. Encoding runs with an empty cache; prediction
+reads the embeddings the encoding wrote to a shared ``cache_dir``, so that it measures
+what prediction adds (tokenising, the networks, the linear expert). Each worker loads the
+model before the clock starts. Prints documents per second and the ratio of 2 workers to
+1. Run: ``python benchmarks/bench_dask.py --n-documents 4000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import tempfile
+import time
+
+import numpy as np
+from _debian_corpus import debian_documents
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-documents", type=int, default=4000)
+    parser.add_argument("--n-fit", type=int, default=2000)
+    parser.add_argument("--partition-size", type=int, default=250)
+    args = parser.parse_args(argv)
+
+    import distributed
+
+    import skdgm.dask
+    from skdgm import SemiSupervisedVAEClassifier
+    from skdgm.encoders import MultilingualEncoder
+
+    corpus = debian_documents(verbose=False)
+    text, label = corpus["text"], corpus["label"]
+    fit_docs, fit_y = text[: args.n_fit], label[: args.n_fit].copy()
+    documents = text[args.n_fit : args.n_fit + args.n_documents]
+    keep = np.zeros(args.n_fit, dtype=bool)
+    for c in np.unique(fit_y):
+        keep[np.flatnonzero(fit_y == c)[:8]] = True
+    fit_y[~keep] = -1
+    cache = tempfile.mkdtemp(prefix="bench-dask-", dir=".")
+    # Fixed device and precision: every process keys the cache alike.
+    encoder = MultilingualEncoder(device="cpu", precision="bfloat16", cache_dir=cache)
+    clf = SemiSupervisedVAEClassifier(encoder, random_state=0).fit(fit_docs, fit_y)
+    report = {"n_documents": len(documents), "partition_size": args.partition_size}
+    try:
+        for n_workers in (1, 2):
+            cluster = distributed.LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            with cluster, distributed.Client(cluster) as client:
+                client.wait_for_workers(n_workers)
+                # Warm-up: every worker loads the model (not timed).
+                client.run(lambda: clf.encoder_.transform(["warm up"]))
+                part = args.partition_size
+                shutil.rmtree(cache, ignore_errors=True)  # encoding starts from nothing
+                start = time.perf_counter()
+                embeddings = skdgm.dask.encode(clf.encoder_, documents, partition_size=part)
+                embeddings = embeddings.compute()
+                encode_s = time.perf_counter() - start
+                start = time.perf_counter()
+                predicted = skdgm.dask.predict(clf, documents, partition_size=part).compute()
+                predict_s = time.perf_counter() - start
+            assert embeddings.shape[0] == predicted.shape[0] == len(documents)
+            report[f"encode_docs_per_s_{n_workers}_workers"] = len(documents) / encode_s
+            report[f"predict_docs_per_s_{n_workers}_workers"] = len(documents) / predict_s
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    for step in ("encode", "predict"):
+        one, two = (report[f"{step}_docs_per_s_{n}_workers"] for n in (1, 2))
+        report[f"{step}_ratio_2_to_1"] = two / one
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
