@@ -132,3 +132,18 @@ def refuse_text(X, estimator_name: str) -> None:
             "so it takes numeric features. Pass encoder=skdgm.encoders.MultilingualEncoder() "
             "to classify documents, or encode them yourself first."
         )
+
+
+def unlabelled_sample(labelled_mask: np.ndarray, max_unlabelled: int | None, seed: int):
+    """The unlabelled rows a fit leaves out, and the rows it learns from (both sorted).
+
+    With more than ``max_unlabelled`` unlabelled rows, a random sample of that many
+    (seeded by ``seed``) is kept with every labelled row; otherwise every row is kept.
+    """
+    unlabelled = np.flatnonzero(~labelled_mask)
+    if max_unlabelled is None or unlabelled.size <= max_unlabelled:
+        return unlabelled[:0], np.arange(len(labelled_mask))
+    rng = np.random.default_rng([seed, 27])
+    kept = rng.choice(unlabelled, max_unlabelled, replace=False)
+    left_out = np.setdiff1d(unlabelled, kept)
+    return left_out, np.setdiff1d(np.arange(len(labelled_mask)), left_out)

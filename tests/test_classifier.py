@@ -549,10 +549,16 @@ def test_epoch_size_bounds_an_epoch_and_sees_every_row(blobs, monkeypatch):
 def test_epoch_size_above_the_rows_changes_nothing(blobs):
     X, _, y_partial = blobs
     params = dict(FAST, max_epochs=5)
-    every = SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
+    every = SemiSupervisedVAEClassifier(**params, epoch_size=None, max_unlabelled=None)
+    every.fit(X, y_partial)
     capped = SemiSupervisedVAEClassifier(**params, epoch_size=210).fit(X, y_partial)
     np.testing.assert_array_equal(every.predict_proba(X), capped.predict_proba(X))
     assert [r["loss"] for r in every.history_] == [r["loss"] for r in capped.history_]
+    # The defaults bound nothing on fewer unlabelled rows than they allow: a fit of a
+    # corpus of the benchmark's size is the fit it was before they existed.
+    default = SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
+    assert default.epoch_size >= 210 and default.max_unlabelled >= 210
+    np.testing.assert_array_equal(every.predict_proba(X), default.predict_proba(X))
 
 
 def test_epoch_size_is_reproducible_and_keeps_warm_start_pickle_and_save(blobs, tmp_path):
@@ -580,3 +586,40 @@ def test_bad_epoch_size(blobs, bad):
     X, _, y_partial = blobs
     with pytest.raises(ValueError, match="epoch_size"):
         SemiSupervisedVAEClassifier(**FAST, epoch_size=bad).fit(X, y_partial)
+
+
+def test_max_unlabelled_fits_on_a_sample_and_predicts_the_rest(blobs, tmp_path):
+    X, _, y_partial = blobs  # 30 labelled, 210 unlabelled
+    params = dict(FAST, max_epochs=5, max_unlabelled=50)
+    clf = SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
+    # Every row gets a label: the given ones, the model's prediction for the others.
+    labelled = y_partial != -1
+    np.testing.assert_array_equal(clf.transduction_[labelled], y_partial[labelled])
+    predicted = clf.predict(X)
+    np.testing.assert_array_equal(clf.transduction_[~labelled], predicted[~labelled])
+    # The sample is the fit's: reproducible, and the same as fitting on it by hand.
+    from skdgm._validation import unlabelled_sample
+
+    again = SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
+    left_out, rows = unlabelled_sample(labelled, 50, seed)
+    assert len(left_out) == 160 and len(rows) == 80
+    by_hand = SemiSupervisedVAEClassifier(**dict(params, max_unlabelled=None))
+    by_hand.fit(X[rows], y_partial[rows])
+    np.testing.assert_array_equal(by_hand.predict_proba(X), clf.predict_proba(X))
+    # A warm start learns from the same sample; pickling and skdgm.save keep the model.
+    import skdgm
+
+    clf.set_params(warm_start=True).fit(X, y_partial)
+    assert clf.n_iter_ == 5 and len(clf.transduction_) == len(y_partial)
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    skdgm.save(clf, tmp_path / "model")
+    restored = skdgm.load(tmp_path / "model")
+    assert restored.max_unlabelled == 50
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    # Above the number of unlabelled rows it changes nothing.
+    every = SemiSupervisedVAEClassifier(**dict(params, max_unlabelled=None)).fit(X, y_partial)
+    same = SemiSupervisedVAEClassifier(**dict(params, max_unlabelled=210)).fit(X, y_partial)
+    np.testing.assert_array_equal(every.predict_proba(X), same.predict_proba(X))

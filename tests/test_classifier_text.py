@@ -143,3 +143,35 @@ def test_offline_e5_on_real_multilingual_documents():
     accuracy = clf.score([test.data[i] for i in test_index], test.target[test_index])
     majority = np.bincount(test.target[test_index]).max() / len(test_index)
     assert accuracy > majority + 0.15, (accuracy, majority)
+
+
+def test_predictions_in_chunks_equal_one_pass(tiny_wordpiece_model, documents, monkeypatch):
+    from skdgm import _classifier
+
+    docs, _, y_partial = documents
+    clf = SemiSupervisedVAEClassifier(
+        MultilingualEncoder(tiny_wordpiece_model), vocabulary_size=50, **FAST
+    ).fit(docs, y_partial)
+    whole = clf.predict_proba(docs), clf.transform(docs), clf.predict(docs)
+    monkeypatch.setattr(_classifier, "_PREDICT_CHUNK", 7)  # 120 documents: 18 chunks
+    chunked = clf.predict_proba(docs), clf.transform(docs), clf.predict(docs)
+    # The same rows in other batches: equal to the last bits of float64 (BLAS kernels
+    # differ with a matrix's size), labels equal.
+    for one, many in zip(whole[:2], chunked[:2]):
+        np.testing.assert_allclose(one, many, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(whole[2], chunked[2])
+    # The fit's transduction_ of the unlabelled rows is what predict says of them.
+    unlabelled = y_partial == -1
+    np.testing.assert_array_equal(clf.transduction_[unlabelled], whole[2][unlabelled])
+
+
+def test_max_unlabelled_on_documents(tiny_wordpiece_model, documents):
+    docs, _, y_partial = documents  # 12 labelled, 108 unlabelled
+    clf = SemiSupervisedVAEClassifier(
+        MultilingualEncoder(tiny_wordpiece_model), vocabulary_size=50, max_unlabelled=30, **FAST
+    ).fit(docs, y_partial)
+    unlabelled = y_partial == -1
+    np.testing.assert_array_equal(clf.transduction_[~unlabelled], y_partial[~unlabelled])
+    np.testing.assert_array_equal(clf.transduction_[unlabelled], clf.predict(docs)[unlabelled])
+    # The vocabulary and the regression come from the 42 rows the fit learnt from.
+    assert clf.n_pseudo_labels_ <= 30

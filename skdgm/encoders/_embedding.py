@@ -13,8 +13,10 @@ imported inside the functions that run the model.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,10 @@ logger = logging.getLogger("skdgm")
 DEFAULT_MAX_LENGTH = 256
 #: Tokens per document kept by :meth:`MultilingualEncoder.count_tokens` and ``token_ids``.
 MAX_COUNTED_TOKENS = 512
+#: Padded tokens a batch holds at most with ``batch_size="auto"``: 16 windows of 256
+#: tokens, 64 of 64. On the 2-core machine, 16 long pages and 64 short paragraphs a
+#: batch were the fastest fixed sizes (``benchmarks/bench_encoding_backends.py``).
+BATCH_TOKENS = 4096
 
 
 # ------------------------------------------------------------------------- tokenising
@@ -143,8 +149,9 @@ class ModelRun:
         Where the model runs.
     precision : {"float32", "bfloat16"}
         ``"bfloat16"`` runs under bfloat16 autocast.
-    batch_size : int
-        Windows per forward pass.
+    batch_size : int or "auto"
+        Windows per forward pass, or ``"auto"``: as many as fit ``BATCH_TOKENS`` padded
+        tokens.
     hidden_size : int
         Width of the model's hidden states.
     verbose : int
@@ -159,7 +166,7 @@ class ModelRun:
     long_documents: str
     device: str
     precision: str
-    batch_size: int
+    batch_size: int | str
     hidden_size: int
     verbose: int
 
@@ -185,13 +192,32 @@ class ModelRun:
         )
 
 
+def batch_bounds(lengths: list[int], batch_size: int | str) -> list[tuple[int, int]]:
+    """(begin, end) of each batch of windows sorted by length (``lengths``, ascending).
+
+    A fixed number of windows a batch, or with ``"auto"`` as many as keep the padded
+    batch (its count times its longest window) within ``BATCH_TOKENS``.
+    """
+    if batch_size != "auto":
+        return [(b, min(b + batch_size, len(lengths))) for b in range(0, len(lengths), batch_size)]
+    bounds, begin = [], 0
+    for end in range(1, len(lengths) + 1):
+        if (end - begin) * lengths[end - 1] > BATCH_TOKENS and end - 1 > begin:
+            bounds.append((begin, end - 1))
+            begin = end - 1
+    if begin < len(lengths):
+        bounds.append((begin, len(lengths)))
+    return bounds
+
+
 def padded_batches(run: ModelRun, windows, device):
     """Batches of windows of similar lengths: (window numbers, input ids, mask)."""
     import torch
 
     order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
-    for begin in range(0, len(order), run.batch_size):
-        chosen = order[begin : begin + run.batch_size]
+    lengths = [len(windows[w][1]) for w in order]
+    for begin, end in batch_bounds(lengths, run.batch_size):
+        chosen = order[begin:end]
         # Padded on the right whatever the tokenizer's default: "cls" pooling reads
         # the first position.
         batch = run.tokenizer.pad(
@@ -227,6 +253,12 @@ def embed_documents(
     sums = np.zeros((len(documents), run.hidden_size), dtype=np.float64)
     weights = np.zeros(len(documents), dtype=np.float64)
     autocast = run.autocast(device)
+    model = run.model
+    if top is None and run.precision == "bfloat16":
+        # The weights themselves in bfloat16 rather than autocast, which converts them
+        # at every call: 1.1x to 1.2x faster on the 2-core machine, the embeddings at
+        # a cosine of 0.99998 to autocast's (benchmarks/bench_encoding_backends.py).
+        model, autocast = bfloat16_copy(run.model), contextlib.nullcontext()
     progress = tqdm(total=len(windows), desc="Encoding", unit="text", disable=run.verbose <= 0)
     bottom = contextlib.nullcontext()
     if top is not None:
@@ -234,7 +266,7 @@ def embed_documents(
     with torch.inference_mode(), autocast, progress, bottom as run_bottom:
         for chosen, input_ids, mask in padded_batches(run, windows, device):
             if top is None:
-                hidden = run.model(input_ids=input_ids, attention_mask=mask)
+                hidden = model(input_ids=input_ids, attention_mask=mask)
                 pooled = pool_tokens(hidden.last_hidden_state.float(), mask, pooling)
             else:
                 states = run_bottom(input_ids=input_ids, attention_mask=mask)
@@ -251,6 +283,20 @@ def embed_documents(
         norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
         embeddings /= np.maximum(norms, 1e-12)
     return embeddings.astype(np.float32)
+
+
+_BFLOAT16_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def bfloat16_copy(model):
+    """A copy of ``model`` with bfloat16 weights, for inference; one per model and process."""
+    import torch
+
+    copy_ = _BFLOAT16_COPIES.get(model)
+    if copy_ is None:
+        copy_ = copy.deepcopy(model).to(torch.bfloat16).eval().requires_grad_(False)
+        _BFLOAT16_COPIES[model] = copy_
+    return copy_
 
 
 def token_states(run: ModelRun, documents: list[str], n_top: int):

