@@ -13,7 +13,10 @@ model before the clock starts. Prints documents per second and the ratio of 2 wo
 Prediction is about 50 times faster than encoding, so a few thousand documents time the
 scheduler more than the workers: ``--steps predict --predict-documents 60000
 --predict-cache-dir DIR`` predicts that many paragraphs whose embeddings a store in
-``DIR`` already holds (``bench_documents.py`` puts the first 100,000 there).
+``DIR`` already holds (``bench_documents.py`` puts the first 100,000 there). Prediction
+also reports the CPUs each worker process and this process (the client and the
+LocalCluster's scheduler) kept busy: a worker with one dask thread may use more than one
+core (the tokenizer's own threads; ``TOKENIZERS_PARALLELISM=false`` keeps it to one).
 """
 
 from __future__ import annotations
@@ -100,10 +103,21 @@ def main(argv=None) -> None:
                     assert embeddings.shape[0] == len(documents)
                     report[f"encode_docs_per_s_{n_workers}_workers"] = len(documents) / encode_s
                 if "predict" in steps:
-                    start = time.perf_counter()
+                    before = client.run(time.process_time)
+                    start, cpu = time.perf_counter(), time.process_time()
                     predicted = skdgm.dask.predict(predictor, to_predict, partition_size=part)
                     predicted = predicted.compute()
                     predict_s = time.perf_counter() - start
+                    after = client.run(time.process_time)
+                    # CPUs each worker process kept busy (its threads: torch's, the
+                    # tokenizer's): above 1, one worker already used more than one core.
+                    report[f"predict_cpus_a_worker_{n_workers}_workers"] = [
+                        (after[w] - before[w]) / predict_s for w in sorted(after)
+                    ]
+                    # This process holds the client and the LocalCluster's scheduler: the
+                    # CPU they take is CPU the two workers do not get on a 2-core machine.
+                    busy = (time.process_time() - cpu) / predict_s
+                    report[f"predict_client_and_scheduler_cpus_{n_workers}_workers"] = busy
                     assert predicted.shape[0] == len(to_predict)
                     report[f"predict_docs_per_s_{n_workers}_workers"] = len(to_predict) / predict_s
     finally:
