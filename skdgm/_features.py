@@ -126,8 +126,36 @@ def fit_encoder(encoder, docs, previous, fine_tune_layers: int, device, decoder:
 
 def encode(encoder, docs, decoder: str):
     """The documents' features from a fitted encoder, and their token counts (or None)."""
-    features = np.asarray(encoder.transform(docs), dtype=np.float32)
-    return features, token_counts(encoder, docs, decoder)
+    return encoder_features(encoder, docs), token_counts(encoder, docs, decoder)
+
+
+def encoder_features(encoder, docs) -> np.ndarray:
+    """``encoder.transform(docs)`` as a dense float32 matrix of one row a document.
+
+    A sparse result (e.g. ``TfidfVectorizer`` as the encoder) is densified; anything that
+    is not a matrix of numbers, one row a document, is refused with what the encoder gave.
+    """
+    import scipy.sparse
+
+    output = encoder.transform(docs)
+    name = type(encoder).__name__
+    if scipy.sparse.issparse(output):
+        output = output.toarray()
+    try:
+        features = np.asarray(output, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"The encoder {name} returned {type(output).__name__} from transform, which is "
+            "not a matrix of numbers. An encoder must return an array (or a sparse matrix) "
+            "of shape (n_documents, n_features)."
+        ) from exc
+    if features.ndim != 2 or features.shape[0] != len(docs):
+        raise ValueError(
+            f"The encoder {name} returned an array of shape {features.shape} for "
+            f"{len(docs)} documents; it must return one row a document, shape "
+            f"({len(docs)}, n_features)."
+        )
+    return features
 
 
 def token_counts(encoder, docs, decoder: str):

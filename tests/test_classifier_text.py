@@ -175,3 +175,49 @@ def test_max_unlabelled_on_documents(tiny_wordpiece_model, documents):
     np.testing.assert_array_equal(clf.transduction_[unlabelled], clf.predict(docs)[unlabelled])
     # The vocabulary and the regression come from the 42 rows the fit learnt from.
     assert clf.n_pseudo_labels_ <= 30
+
+
+def _dense(X):
+    return X.toarray()
+
+
+def test_an_encoder_returning_a_sparse_matrix_is_densified(documents):
+    # TfidfVectorizer as the encoder returns a sparse matrix: the fit once failed with
+    # "setting an array element with a sequence".
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    docs, _, y_partial = documents
+    params = dict(FAST, decoder="gaussian")
+    sparse = SemiSupervisedVAEClassifier(TfidfVectorizer(max_features=200), **params)
+    sparse.fit(docs, y_partial)
+    dense_encoder = make_pipeline(
+        TfidfVectorizer(max_features=200), FunctionTransformer(_dense, accept_sparse=True)
+    )
+    dense = SemiSupervisedVAEClassifier(dense_encoder, **params).fit(docs, y_partial)
+    np.testing.assert_array_equal(sparse.predict_proba(docs), dense.predict_proba(docs))
+    assert sparse.predict(docs).shape == (len(docs),)
+
+
+class _WordsEncoder:
+    """An encoder whose transform returns words, not numbers."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return [document.split()[:2] for document in X]
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+
+def test_an_encoder_returning_no_matrix_gets_a_clear_error(documents):
+    docs, _, y_partial = documents
+    clf = SemiSupervisedVAEClassifier(_WordsEncoder(), decoder="gaussian", **FAST)
+    with pytest.raises(ValueError, match="_WordsEncoder returned .* not a matrix of numbers"):
+        clf.fit(docs, y_partial)
