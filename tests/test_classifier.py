@@ -561,9 +561,19 @@ def test_epoch_size_above_the_rows_changes_nothing(blobs):
     np.testing.assert_array_equal(every.predict_proba(X), default.predict_proba(X))
 
 
-def test_epoch_size_is_reproducible_and_keeps_warm_start_pickle_and_save(blobs, tmp_path):
+def _pickled_and_saved(clf, X, tmp_path):
+    """``clf`` through pickle and through skdgm.save/load: both predict as it does."""
     import skdgm
 
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    skdgm.save(clf, tmp_path / "model")
+    restored = skdgm.load(tmp_path / "model")
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    return restored
+
+
+def test_epoch_size_is_reproducible_and_keeps_warm_start_pickle_and_save(blobs, tmp_path):
     X, _, y_partial = blobs
     params = dict(FAST, max_epochs=4, epoch_size=50)
     first = SemiSupervisedVAEClassifier(**params).fit(X, y_partial)
@@ -573,12 +583,8 @@ def test_epoch_size_is_reproducible_and_keeps_warm_start_pickle_and_save(blobs, 
     assert not np.allclose(first.predict_proba(X), differs.predict_proba(X))
     first.set_params(warm_start=True).fit(X, y_partial)
     assert first.n_iter_ == 4 and first.get_params()["epoch_size"] == 50
-    loaded = pickle.loads(pickle.dumps(first))
-    np.testing.assert_array_equal(loaded.predict_proba(X), first.predict_proba(X))
-    skdgm.save(first, tmp_path / "model")
-    restored = skdgm.load(tmp_path / "model")
+    restored = _pickled_and_saved(first, X, tmp_path)
     assert restored.epoch_size == 50
-    np.testing.assert_array_equal(restored.predict_proba(X), first.predict_proba(X))
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, "all"])
@@ -609,16 +615,9 @@ def test_max_unlabelled_fits_on_a_sample_and_predicts_the_rest(blobs, tmp_path):
     by_hand.fit(X[rows], y_partial[rows])
     np.testing.assert_array_equal(by_hand.predict_proba(X), clf.predict_proba(X))
     # A warm start learns from the same sample; pickling and skdgm.save keep the model.
-    import skdgm
-
     clf.set_params(warm_start=True).fit(X, y_partial)
     assert clf.n_iter_ == 5 and len(clf.transduction_) == len(y_partial)
-    loaded = pickle.loads(pickle.dumps(clf))
-    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-    skdgm.save(clf, tmp_path / "model")
-    restored = skdgm.load(tmp_path / "model")
-    assert restored.max_unlabelled == 50
-    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    assert _pickled_and_saved(clf, X, tmp_path).max_unlabelled == 50
     # Above the number of unlabelled rows it changes nothing.
     every = SemiSupervisedVAEClassifier(**dict(params, max_unlabelled=None)).fit(X, y_partial)
     same = SemiSupervisedVAEClassifier(**dict(params, max_unlabelled=210)).fit(X, y_partial)
