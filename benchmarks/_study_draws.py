@@ -45,6 +45,8 @@ def draws(args):
         mldoc=None,
         device="auto",
         cache_dir=args.cache_dir,
+        split=args.split,
+        classes=args.classes,
         verbose=0,
     )
 
@@ -68,6 +70,21 @@ def draws(args):
     return _PrecomputedEncoder(table), data, each()
 
 
+def add_split_arguments(parser) -> None:
+    """``--split`` (the split scored: dev by default, test for the final tables only) and
+    ``--classes`` (the bundled corpus's 4 classes or all 8)."""
+    parser.add_argument(
+        "--split",
+        choices=["dev", "test"],
+        default="dev",
+        help="the split scored (default dev: settings are chosen on dev, test is for the "
+        "final tables only)",
+    )
+    parser.add_argument(
+        "--classes", choices=["mldoc", "all"], default="mldoc", help="4 classes, or all 8"
+    )
+
+
 def study_main(doc: str, fit, score, sizes: list[int], argv=None) -> None:
     """The command line of a two-step study: ``--save DIR`` fits the draws (``fit(args)``),
     ``--score DIR`` scores the saved draws (``score(folder)``)."""
@@ -82,6 +99,7 @@ def study_main(doc: str, fit, score, sizes: list[int], argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--seed-offset", type=int, default=1000)
     parser.add_argument("--cache-dir", default=".cache/embeddings")
+    add_split_arguments(parser)
     parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.score:

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 import torch
+from _study_draws import add_split_arguments
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
@@ -65,6 +66,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[16, 32, 64, 128])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--cache-dir", default=".cache/embeddings")
+    add_split_arguments(parser)
     parser.add_argument(
         "--seed-offset",
         type=int,
@@ -86,6 +88,8 @@ def main(argv=None) -> None:
         mldoc=None,
         device="auto",
         cache_dir=args.cache_dir,
+        split=args.split,
+        classes=args.classes,
         verbose=0,
     )
     encoder = _PrecomputedEncoder(table)

@@ -159,8 +159,27 @@ def _rules(saved, features_train, features_test):
     return out
 
 
+#: Rules whose calibration ``score`` reports, and the temperatures it tries on them.
+CALIBRATED = ("sdgm", "auto", "pool50%-w-cov", "pool50%-M")
+TEMPERATURES = (0.6, 0.8, 1.0, 1.2)
+
+
+def _calibration(log_p, y, temperature=1.0):
+    """(log-loss, Brier, ECE, mean top probability) of ``softmax(log_p / temperature)``."""
+    from skdgm.benchmark import calibration_scores
+
+    proba = np.exp(_normalise(log_p / temperature))
+    scores = calibration_scores(y, proba, np.arange(proba.shape[1]))
+    return scores["log_loss"], scores["brier"], scores["ece"], float(proba.max(1).mean())
+
+
 def score(folder: str) -> None:
-    """Score every rule on the draws saved in ``folder``, per size and kind."""
+    """Score every rule on the draws saved in ``folder``, per size and kind.
+
+    Each rule against ``auto`` (round 14's rule), then the rules paired with round 15's
+    default (``pool50%-w-cov``), then the calibration of a few rules' probabilities and
+    of the new default at a few temperatures.
+    """
     records = []
     for path in sorted(glob.glob(f"{folder}/*.npz")):
         if path.endswith(("-train.npz", "-test.npz")):
@@ -171,14 +190,19 @@ def score(folder: str) -> None:
         name = os.path.basename(path)[:-4]
         n, rest = name.split("-", 1)
         language, seed = rest.rsplit("-", 1)
-        scores, pseudo = {}, {}
+        scores, pseudo, calibration = {}, {}, {}
         for rule, (log_p, accuracy) in _rules(saved, features_train, features_test).items():
             scores[rule] = float((log_p.argmax(1) == saved["y_test"]).mean())
             pseudo[rule] = accuracy
+            if rule in CALIBRATED:
+                calibration[rule] = _calibration(log_p, saved["y_test"])
+            if rule == "pool50%-M":
+                for t in TEMPERATURES:
+                    calibration[f"{rule} T={t}"] = _calibration(log_p, saved["y_test"], t)
         kind = "cross" if "-" in language else "in"
         records.append(
             {"n": int(n), "kind": kind, "language": language, "seed": int(seed),
-             "scores": scores, "pseudo": pseudo}
+             "scores": scores, "pseudo": pseudo, "calibration": calibration}
         )  # fmt: skip
     for kind in ("in", "cross"):
         for n in sorted({r["n"] for r in records if r["kind"] == kind}):
@@ -196,6 +220,20 @@ def score(folder: str) -> None:
                     f"  {rule:16s} {acc.mean():.3f}  vs auto {d.mean():+5.1f} (s.e. {se:.1f})"
                     f" ahead {int((d > 0).sum())}/{len(d)} [{len(present)}]{extra}"
                 )
+            print("  paired with round 15's default, pool50%-w-cov:")
+            for rule in ("pool50%-M", "pool50%-lr-only", "pool75%-M", "pool75%-w-cov", "sdgm"):
+                d = 100 * np.array(
+                    [r["scores"][rule] - r["scores"]["pool50%-w-cov"] for r in rows]
+                )
+                se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+                print(
+                    f"    {rule:16s} {d.mean():+5.1f} (s.e. {se:.1f}) ahead "
+                    f"{int((d > 0).sum())}/{len(d)}, behind {int((d < 0).sum())}/{len(d)}"
+                )
+            print("  calibration: log-loss, Brier, ECE (10 bins), mean top probability")
+            for rule in rows[0]["calibration"]:
+                values = np.mean([r["calibration"][rule] for r in rows], axis=0)
+                print(f"    {rule:20s} " + "  ".join(f"{v:.3f}" for v in values))
 
 
 def main(argv=None) -> None:

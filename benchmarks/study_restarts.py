@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from _study_draws import add_split_arguments
 from sklearn.metrics import accuracy_score
 
 from skdgm import SemiSupervisedVAEClassifier
@@ -32,6 +33,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--cache-dir", default=".cache/embeddings")
+    add_split_arguments(parser)
     parser.add_argument(
         "--seed-offset",
         type=int,
@@ -50,6 +52,8 @@ def main(argv=None) -> None:
         mldoc=None,
         device="auto",
         cache_dir=args.cache_dir,
+        split=args.split,
+        classes=args.classes,
         verbose=0,
     )
     encoder = _PrecomputedEncoder(table)

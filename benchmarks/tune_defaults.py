@@ -22,6 +22,7 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+from _study_draws import add_split_arguments
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from skdgm.benchmark import (
@@ -214,6 +215,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--pairs", nargs="*", default=[], help="cross-lingual pairs, e.g. en-de")
     parser.add_argument("--cache-dir", default=".cache/embeddings")
+    add_split_arguments(parser)
     parser.add_argument(
         "--prefix", default="auto", help='the encoder\'s prefix, e.g. "query: " (default: auto)'
     )
@@ -255,6 +257,8 @@ def main(argv=None) -> None:
         methods,
         cross_lingual=[tuple(pair.split("-")) for pair in args.pairs],
         cache_dir=args.cache_dir,
+        split=args.split,
+        classes=args.classes,
         encoder_prefix=args.prefix,
         on_run=keep,
     )

@@ -175,11 +175,14 @@ class SemiSupervisedVAEClassifier(
         the first pooled predictions, the regression is fitted again on the labelled rows
         and, in each predicted class, this share of the unlabelled rows the pooled model
         is surest of, with their predicted labels; the predictions pool q(y | x) with
-        that regression, its weight resolved as in ``linear_weight`` (the coverage of
-        its own rows: across languages the taught rows are in the unlabelled documents'
+        that regression, its weight resolved as in ``linear_weight`` with m counting
+        the pseudo-labelled rows as labels (hundreds of rows: w about 0.98, the
+        regression taught by the SDGM carries the predictions) and the coverage of its
+        own rows (across languages the taught rows are in the unlabelled documents'
         language, so it knows their pieces). A few dozen labels teach the regression
         little; the SDGM, which learnt from every row, teaches it more (the study in
-        ``docs/tuning.rst``, round 15). 0: the regression learns from the labelled rows
+        ``docs/tuning.rst``, round 15; the weight rule chosen on the dev split in
+        round 17). 0: the regression learns from the labelled rows
         alone. Costs one more regression (about a second); the SDGM's training does not
         depend on it. No effect when the linear expert is off.
     early_stopping : bool, default=False
@@ -203,7 +206,10 @@ class SemiSupervisedVAEClassifier(
         Show a progress bar over epochs when > 0.
     warm_start : bool, default=False
         Reuse the parameters of the previous ``fit`` (same data shape and classes), the
-        tuned encoder layers included. With tuned layers, the fitted ``encoder_`` is what
+        tuned encoder layers included. A parameter that shapes the networks (``z1_dim``,
+        ``z2_dim``, ``hidden_dim``, ``n_layers``, ``dropout``, ``word_dropout``,
+        ``classifier_sees_inputs``), the decoder or ``ensemble_size`` changed since that
+        fit is refused with a ``ValueError``. With tuned layers, the fitted ``encoder_`` is what
         goes on: a new ``encoder`` set after that fit is used only by a fit with
         ``warm_start=False``.
     classifier_sees_inputs : bool or "auto", default="auto"
@@ -595,7 +601,12 @@ class SemiSupervisedVAEClassifier(
 
     def _check_warm_start(self, classes, decoder, documents):
         """Refuse a warm start that cannot go on from the previous fit."""
-        problems = []
+        from ._sdgm import network_changes
+
+        params = self.get_params(deep=False)
+        if params["classifier_sees_inputs"] == "auto":
+            params["classifier_sees_inputs"] = documents
+        problems = network_changes(params, self._module_kwargs)
         if not np.array_equal(classes, self.classes_):
             problems.append(f"classes {classes.tolist()}, previously {self.classes_.tolist()}")
         if decoder != self.decoder_:
@@ -609,8 +620,9 @@ class SemiSupervisedVAEClassifier(
             problems.append(f"{kinds[documents]}, previously {kinds[had_documents]}")
         if problems:
             raise ValueError(
-                "warm_start=True needs the same kind of data and model as the previous fit: "
-                f"got {'; '.join(problems)}. Set warm_start=False."
+                "warm_start=True goes on with the previous fit's networks, so it needs the "
+                f"same kind of data and model: got {'; '.join(problems)}. Set "
+                "warm_start=False to fit new networks, or set these parameters back."
             )
 
     # --------------------------------------------------------------- prediction

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from skdgm.benchmark import (
     CONFIGS,
@@ -23,8 +24,11 @@ from skdgm.benchmark import (
 )
 
 # NXVAE trains its own encoder for minutes: its factory is tested below, and the SDGM on
-# NXVAE in tests/test_nxvae.py.
-RUN = [name for name in METHODS if name != "SDGM (NXVAE)"]
+# NXVAE in tests/test_nxvae.py. The transformers with every layer trained are the same
+# classes as "Transformer" and "Transformer+ST" with other parameters: their factories
+# and one run are tested below.
+FULL_STRENGTH = ("Transformer (all layers)", "Transformer+ST (all layers)")
+RUN = [name for name in METHODS if name != "SDGM (NXVAE)" and name not in FULL_STRENGTH]
 
 
 def _tiny_benchmark(model, methods, threads, **options):
@@ -65,10 +69,10 @@ def test_every_run_is_present_and_scored(results):
     got = [(r["source"], r["target"], r["n"], r["seed"], r["method"]) for r in results]
     assert sorted(got) == sorted(expected)
     for run in results:
-        assert 0.0 <= run["accuracy"] <= 1.0
-        assert 0.0 <= run["macro_f1"] <= 1.0
-        assert run["fit_seconds"] >= 0.0
+        # What the scores mean is tested below on estimators whose scores are known.
+        assert {"accuracy", "macro_f1", "fit_seconds", "predict_seconds"} <= set(run)
         assert run["n_labelled"] == 8  # 2 per class, 4 classes
+        assert run["n_classes"] == 4
         assert run["n_unlabelled"] > 100 and run["n_test"] > 100
     cross = [run for run in results if run["setting"] == "cross-lingual"]
     assert {run["language"] for run in cross} == {"de"}
@@ -95,10 +99,14 @@ def test_tables_and_files(results, tmp_path):
     assert any(line.startswith("en-de") for line in lines)
     assert all(line.count("*") >= 1 for line in lines if line[:2] in ("en", "de", "av"))
     assert format_table(results, "macro_f1").startswith("Macro-F1")
+    calibration = format_table(results, "ece").splitlines()
+    assert calibration[0].startswith("Expected calibration error")
+    assert "SDGM" in calibration[1] and "Transformer+ST" in calibration[1]
     assert "SDGM" in format_timings(results)
 
     paths = write_results(results, tmp_path / "out")
-    assert [path.name for path in paths] == ["results.csv", "results.json", "accuracy.png"]
+    names = ["results.csv", "results.json", "accuracy.png", "reliability.png"]
+    assert [path.name for path in paths] == names
     with open(paths[0], encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(results)
@@ -108,12 +116,30 @@ def test_tables_and_files(results, tmp_path):
     assert paths[2].stat().st_size > 1000
 
 
+def test_full_strength_transformers_train_every_layer(tiny_wordpiece_model):
+    for name in FULL_STRENGTH:
+        built = METHODS[name].build(MethodContext(seed=3, encoder=None))
+        model = getattr(built, "estimator", built)  # inside SelfTrainingClassifier
+        assert (model.fine_tune_layers, model.learning_rate) == ("all", 2e-5)
+    results = run_benchmark(
+        ["en"],
+        [8],
+        1,
+        ["Transformer (all layers)"],
+        encoder=tiny_wordpiece_model,
+        device="cpu",
+        verbose=0,
+    )
+    assert results[0]["n_labelled"] == 8 and "log_loss" in results[0]
+
+
 def test_gru_and_two_stage_sdgms_run_in_full_only(monkeypatch):
     gru = METHODS["SDGM (GRU)"].build(MethodContext(seed=3, encoder=None))
     two_stage = METHODS["M1+M2 two-stage"].build(MethodContext(seed=3, encoder=None))
     assert (gru.decoder, gru.training, gru.random_state) == ("gru", "joint", 3)
     assert (two_stage.decoder, two_stage.training) == ("auto", "two_stage")
-    slow = {"SDGM (GRU)", "M1+M2 two-stage"}
+    slow = {"SDGM (GRU)", "M1+M2 two-stage", *FULL_STRENGTH}
+    assert set(CONFIGS["full"]["method_limits"]) >= set(FULL_STRENGTH)  # on fewer draws
     assert set(CONFIGS["demo"]["methods"]) == set(METHODS) - slow - {"SDGM (NXVAE)"}
     assert set(CONFIGS["cross-lingual"]["methods"]) == set(METHODS) - slow
     nxvae = METHODS["SDGM (NXVAE)"].build(MethodContext(seed=3, encoder=None, device="cpu"))
@@ -264,6 +290,92 @@ def test_slow_methods_run_on_fewer_seeds_and_say_so(tiny_wordpiece_model):
             )
 
 
+class _Oracle(ClassifierMixin, BaseEstimator):
+    """Knows every page's label by its text: perfect, certain scores (or a constant)."""
+
+    def __init__(self, truth=None, constant=None, seconds=0.0):
+        self.truth = truth
+        self.constant = constant
+        self.seconds = seconds
+
+    def fit(self, X, y):
+        time.sleep(self.seconds)
+        self.classes_ = np.unique(y[y != -1])
+        return self
+
+    def predict_proba(self, X):
+        if self.constant is not None:  # the first class at 0.5, the others sharing the rest
+            proba = np.full((len(X), len(self.classes_)), 0.5 / (len(self.classes_) - 1))
+            proba[:, 0] = 0.5
+            return proba
+        index = np.searchsorted(self.classes_, [self.truth[doc] for doc in X])
+        return np.eye(len(self.classes_))[index]
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+def test_scores_mean_what_they_say(tiny_wordpiece_model):
+    # A method that is always right, one that always says the first class at p = 0.5,
+    # and one whose fit takes 0.3 s: the scores and times that each must get.
+    from skdgm.datasets import load_libreoffice_help
+
+    test = load_libreoffice_help(languages="en", split="test")
+    truth = dict(zip(test.data, test.target))
+    methods = {
+        "oracle": Method(lambda c: _Oracle(truth), "documents", semi_supervised=True),
+        "first": Method(lambda c: _Oracle(constant=True), "documents", semi_supervised=False),
+        "slow": Method(lambda c: _Oracle(truth, seconds=0.3), "documents", False),
+    }
+    results = run_benchmark(
+        ["en"], [8], 1, methods, encoder=tiny_wordpiece_model, device="cpu", verbose=0
+    )
+    runs = {run["method"]: run for run in results}
+    oracle, first, slow = runs["oracle"], runs["first"], runs["slow"]
+    assert oracle["accuracy"] == oracle["macro_f1"] == 1.0
+    assert oracle["log_loss"] == pytest.approx(0.0, abs=1e-12)
+    assert oracle["brier"] == oracle["ece"] == 0.0
+    share = float(np.mean(test.target == 0))
+    assert first["accuracy"] == pytest.approx(share)
+    # F1 of class 0 = 2 share / (1 + share); the three other classes 0; macro over 4.
+    assert first["macro_f1"] == pytest.approx(2 * share / (1 + share) / 4)
+    assert first["log_loss"] == pytest.approx(
+        -np.mean(np.log(np.where(test.target == 0, 0.5, 0.5 / 3)))
+    )
+    assert first["ece"] == pytest.approx(abs(0.5 - share))
+    assert first["reliability"][5][:3] == [
+        len(test.target),
+        pytest.approx(0.5 * len(test.target)),
+        int(share * len(test.target) + 0.5),
+    ]
+    assert slow["fit_seconds"] >= 0.3 > slow["predict_seconds"]
+    assert oracle["fit_seconds"] < 0.3
+
+
+def test_the_dev_split_and_eight_classes(tiny_wordpiece_model):
+    from skdgm.datasets import load_libreoffice_help
+
+    dev = load_libreoffice_help(languages="en", split="dev", classes="all")
+    truth = dict(zip(dev.data, dev.target))
+    results = run_benchmark(
+        ["en"],
+        [16],
+        1,
+        {"oracle": Method(lambda c: _Oracle(truth), "documents", semi_supervised=True)},
+        encoder=tiny_wordpiece_model,
+        device="cpu",
+        split="dev",
+        classes="all",
+        verbose=0,
+    )
+    (run,) = results
+    assert run["n_test"] == len(dev.target) and run["n_classes"] == 8
+    assert run["accuracy"] == 1.0  # scored on the dev pages, 8 classes
+    assert results.settings["split"] == "dev" and results.settings["classes"] == "all"
+    with pytest.raises(ValueError, match="split must be 'test' or 'dev'"):
+        run_benchmark(["en"], [8], 1, ["SDGM"], split="train")
+
+
 class _FailsToFit(BaseEstimator):
     def fit(self, X, y):
         raise ValueError("this estimator cannot fit")
@@ -380,3 +492,19 @@ def torch_bf16(bits: np.ndarray) -> np.ndarray:
     import torch
 
     return torch.from_numpy(np.array(bits)).view(torch.bfloat16).float().numpy()
+
+
+def test_calibration_scores_align_the_classes_the_estimator_knows():
+    from skdgm.benchmark import calibration_scores
+
+    y = np.array(["a", "b", "c", "c"])
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.6, 0.4]])  # never saw "c"
+    scores = calibration_scores(y, proba, ["a", "b"])
+    # "c" gets probability 0: its rows cost -log(1e-15) each.
+    expected = -(np.log(0.9) + np.log(0.8) + 2 * np.log(1e-15)) / 4
+    assert scores["log_loss"] == pytest.approx(expected)
+    brier = ((0.1**2 + 0.1**2) + (0.2**2 + 0.2**2) + (0.25 + 0.25 + 1) + (0.36 + 0.16 + 1)) / 4
+    assert scores["brier"] == pytest.approx(brier)
+    # Bins: 0.5 and 0.6 (wrong), 0.8 and 0.9 (right).
+    assert [b[0] for b in scores["reliability"]] == [0, 0, 0, 0, 0, 1, 1, 0, 1, 1]
+    assert scores["ece"] == pytest.approx((0.5 + 0.6 + 0.2 + 0.1) / 4)

@@ -170,6 +170,34 @@ def test_warm_start_refuses_other_data(blobs, counts):
         clf.set_params(decoder="bow").fit(Xc, yc)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"z1_dim": 6},
+        {"z2_dim": 3},
+        {"hidden_dim": 16},
+        {"n_layers": 2},
+        {"dropout": 0.3},
+        {"word_dropout": 0.2},
+        {"classifier_sees_inputs": True},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_warm_start_refuses_a_changed_network(blobs, change):
+    # Before, the fit went on with the old networks and said nothing.
+    X, _, y_partial = blobs
+    clf = SemiSupervisedVAEClassifier(**{**FAST, "warm_start": True, "max_epochs": 1})
+    clf.fit(X, y_partial)
+    module, proba = clf.module_, clf.predict_proba(X)
+    name, value = next(iter(change.items()))
+    with pytest.raises(ValueError, match=rf"{name}={value!r}, previously .*warm_start=False"):
+        clf.set_params(**change).fit(X, y_partial)
+    assert clf.module_ is module  # the refused fit changed nothing
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    clf.set_params(warm_start=False).fit(X, y_partial)  # a new network of the new shape
+    assert clf._module_kwargs[name] == value
+
+
 def test_set_params_after_fit_does_not_change_predictions(blobs, tiny_wordpiece_model):
     from skdgm.encoders import MultilingualEncoder
 

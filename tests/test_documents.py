@@ -182,4 +182,7 @@ def _check_estimators_on_encoded_documents(tiny_wordpiece_model):
         MultilingualEncoder(tiny_wordpiece_model), random_state=0, **params
     ).fit(docs, y)
     np.testing.assert_allclose(from_matrix.predict_proba(X), from_list.predict_proba(docs))
-    assert 0 <= from_matrix.score(X, y) <= 1
+    # Scored on the labelled rows only, the same from the array as from the list.
+    labelled = y != -1
+    assert from_matrix.score(X, y) == from_list.score(docs, y)
+    assert from_matrix.score(X, y) == np.mean(from_matrix.predict(X[labelled]) == y[labelled])

@@ -142,6 +142,38 @@ def test_truncate_and_windows_on_long_documents(tiny_model):
     assert not np.allclose(truncate.transform([long]), windows.transform([long]), atol=1e-3)
 
 
+@pytest.mark.parametrize(
+    "change", [{"pooling": "cls"}, {"normalize": False}, {"long_documents": "windows"}]
+)
+def test_settings_changed_after_fit_wait_for_the_next_fit(tiny_wordpiece_model, change):
+    # Before, transform read these parameters, so a Pipeline's set_params(enc__pooling=...)
+    # after fit silently changed the embeddings a fitted classifier was trained on.
+    documents = [*TINY_CORPUS, LONG_DOCUMENT]
+    encoder = MultilingualEncoder(tiny_wordpiece_model, max_length=40, precision="float32")
+    expected = encoder.fit(documents).transform(documents)
+    encoder.set_params(**change)
+    np.testing.assert_array_equal(encoder.transform(documents), expected)
+    restored = pickle.loads(pickle.dumps(encoder))
+    np.testing.assert_allclose(restored.transform(documents), expected, atol=1e-6)
+    refitted = encoder.fit(documents).transform(documents)  # fitting again applies them
+    assert not np.allclose(refitted, expected, atol=1e-4)
+    name = next(iter(change))
+    assert getattr(encoder, f"{name}_") == change[name]
+
+
+def test_an_encoder_pickled_before_the_frozen_settings_keeps_its_parameters(
+    tiny_wordpiece_model,
+):
+    encoder = MultilingualEncoder(tiny_wordpiece_model, pooling="cls").fit(TINY_CORPUS)
+    state = encoder.__getstate__()
+    for name in ("pooling_", "normalize_", "long_documents_"):
+        del state[name]  # as pickled by skdgm before they were frozen at fit
+    old = MultilingualEncoder.__new__(MultilingualEncoder)
+    old.__setstate__(state)
+    assert (old.pooling_, old.normalize_, old.long_documents_) == ("cls", True, "truncate")
+    np.testing.assert_allclose(old.transform(TINY_CORPUS), encoder.transform(TINY_CORPUS))
+
+
 def test_windows_equal_the_weighted_mean_of_their_parts(tiny_wordpiece_model):
     encoder = MultilingualEncoder(
         tiny_wordpiece_model,

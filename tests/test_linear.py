@@ -171,12 +171,14 @@ def test_the_regression_learns_again_from_the_pooled_models_surest_rows(fits, do
     taught = np.sort(taught)
     assert default.n_pseudo_labels_ == len(taught) >= len(unlabelled) // 2
     rows = np.r_[np.flatnonzero(y != -1), taught]
-    # The weight: m / (m + 2) of the true labels, times the coverage of the regression's
-    # own rows over the unlabelled rows left.
+    # The weight: m / (m + 2), m the regression's rows per class (the pseudo-labels
+    # counted as labels), times the coverage of those rows over the unlabelled rows left.
     pieces = features[:, alone.encoder_.transform(docs[:1]).shape[1] :]
     rest = np.setdiff1d(unlabelled, taught)
     coverage = piece_coverage(pieces[rows], pieces[rest])
-    assert default.linear_weight_ == pytest.approx(resolve_weight("auto", 16, 4, coverage))
+    m = len(rows) / 4
+    assert default.linear_weight_ == pytest.approx(m / (m + 2) * min(coverage, 1.0))
+    assert default.linear_weight_ > resolve_weight("auto", 16, 4, coverage)
     labels = np.r_[y[y != -1], first.classes_[first.predict_log_proba(docs)[taught].argmax(1)]]
     regression = LogisticRegression(C=10.0, max_iter=1000).fit(features[rows], labels)
     w = default.linear_weight_

@@ -2,7 +2,7 @@
 stacked M1+M2 model."""
 
 from ._ensemble import SDGMEnsemble, build_module
-from ._fitting import FitResult, fit_sdgm
+from ._fitting import FitResult, fit_sdgm, network_changes
 from ._inputs import RowSource, TokenRows, TunedRows
 from ._networks import SDGM
 from ._training import TrainingConfig, encode_mean, predict_logits, train
@@ -18,6 +18,7 @@ __all__ = [
     "TunedRows",
     "encode_mean",
     "fit_sdgm",
+    "network_changes",
     "predict_logits",
     "train",
 ]

@@ -41,6 +41,19 @@ _NETWORK_PARAMS = (
 )
 
 
+def network_changes(params: Mapping[str, Any], module_kwargs: Mapping[str, Any]) -> list[str]:
+    """The parameters that shape the networks and differ from those of the fitted ones.
+
+    A warm start goes on with the fitted networks: with any of these changed it would
+    silently keep the old ones. Returns ``"name=new, previously old"`` for each.
+    """
+    return [
+        f"{key}={params[key]!r}, previously {module_kwargs[key]!r}"
+        for key in _NETWORK_PARAMS
+        if key in module_kwargs and params[key] != module_kwargs[key]
+    ]
+
+
 @dataclass
 class FitResult:
     """What one fit trained: the model, its history, and how the training ended."""
@@ -250,11 +263,13 @@ def fit_sdgm(
                 taught, rest = unlabelled[chosen], np.delete(unlabelled, chosen)
                 rows = np.r_[rows, taught]
                 labels = np.r_[y_index[train_pos], log_proba[taught].argmax(axis=1)]
-                # The weight still grows with the true labels; the coverage is now that of
-                # the regression's own rows, which know the unlabelled rows' pieces (across
-                # languages too: the taught rows are in the unlabelled rows' language).
+                # The weight grows with the regression's rows, the pseudo-labelled ones
+                # counted as labels (docs/tuning.rst, issue 28's re-check on the dev
+                # split), times the coverage of those rows, which know the unlabelled
+                # rows' pieces (across languages too: the taught rows are in the
+                # unlabelled rows' language).
                 coverage = piece_coverage(pieces[rows], pieces[rest])
-                weight = resolve_weight(setting, len(train_pos), n_classes, coverage)
+                weight = resolve_weight(setting, rows.size, n_classes, coverage)
                 linear = fit_linear_expert(features[rows], labels, n_classes, weight, linear_dense)
                 # None only when that weight is 0 (no piece in common): q(y | x) alone.
                 n_pseudo_labels = 0 if linear is None else taught.size

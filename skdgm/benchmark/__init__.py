@@ -19,10 +19,17 @@ Run it with::
 """
 
 from ..datasets import draw_labelled
+from ._calibration import calibration_scores
 from ._cli import main
 from ._configs import CONFIGS, DEFAULT_ENCODER, DEFAULT_LANGUAGES
 from ._methods import METHODS, Method, MethodContext
-from ._reports import format_table, format_timings, plot_results, write_results
+from ._reports import (
+    format_table,
+    format_timings,
+    plot_reliability,
+    plot_results,
+    write_results,
+)
 from ._runner import BenchmarkResults, BenchmarkRunError, run_benchmark
 
 __all__ = [
@@ -34,10 +41,12 @@ __all__ = [
     "BenchmarkRunError",
     "Method",
     "MethodContext",
+    "calibration_scores",
     "draw_labelled",
     "format_table",
     "format_timings",
     "main",
+    "plot_reliability",
     "plot_results",
     "run_benchmark",
     "write_results",

@@ -44,6 +44,13 @@ def _parse_pairs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _classes(text: str) -> str:
+    choices = {"4": "mldoc", "mldoc": "mldoc", "8": "all", "all": "all"}
+    if text not in choices:
+        raise argparse.ArgumentTypeError(f"--classes takes 4 or 8; got {text!r}.")
+    return choices[text]
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}.")
@@ -85,6 +92,18 @@ def _parser() -> argparse.ArgumentParser:
         'own choice, "passage: " for e5 models)',
     )
     parser.add_argument("--mldoc", metavar="PATH", help="folder of MLDoc files to use instead")
+    parser.add_argument(
+        "--split",
+        choices=["test", "dev"],
+        default="test",
+        help="the split every method is scored on (default: test; dev is for tuning)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=_classes,
+        default="mldoc",
+        help="the bundled corpus's classes: 4 (default, the 4 most like MLDoc's) or 8 (all)",
+    )
     parser.add_argument("--output", default="benchmark_results", help="folder of the results")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument(
@@ -148,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sdgm_params=config["sdgm_params"],
             method_limits=config.get("method_limits"),
             n_jobs=args.jobs if args.jobs is not None else config.get("n_jobs", 1),
+            split=args.split,
+            classes=args.classes,
             verbose=0 if args.quiet else 1,
         )
     except BenchmarkRunError as exc:  # a method failed: not a usage error
@@ -161,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(results, "accuracy"))
     print()
     print(format_table(results, "macro_f1"))
+    print()
+    print(format_table(results, "log_loss"))
+    print()
+    print(format_table(results, "ece"))
     print()
     print(format_timings(results))
     paths = write_results(results, args.output, plot=not args.no_plot)

@@ -80,7 +80,13 @@ CONFIGS: dict[str, dict] = {
         "methods": None,  # all of METHODS
         "n_jobs": 2,
         # The GRU decoder costs about 10 minutes a fit on 2 CPU cores (a probe, 2026-11-26).
-        "method_limits": {"SDGM (GRU)": {"seeds": 2, "sizes": (16, 64)}},
+        # The whole encoder fine-tuned: minutes a fit; with self-training about 15 minutes
+        # a draw at 16 labels (2 CPU cores, 2026-12-08).
+        "method_limits": {
+            "SDGM (GRU)": {"seeds": 2, "sizes": (16, 64)},
+            "Transformer (all layers)": {"seeds": 2, "sizes": (16, 64)},
+            "Transformer+ST (all layers)": {"seeds": 1, "sizes": (16,)},
+        },
     },
 }
 

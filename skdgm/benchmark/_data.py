@@ -165,6 +165,11 @@ class _PrecomputedEncoder(TransformerMixin, BaseEstimator):
         return self.table.counts[self.table.rows(X)]
 
     # The fine-tuning protocol of MultilingualEncoder, served from the table.
+    @property
+    def _model(self):
+        """The encoder's model (fine_tune_layers="all" counts its layers), or None."""
+        return None if self.table.encoder is None else getattr(self.table.encoder, "_model", None)
+
     def _token_states(self, X, n_top):
         states, positions = self.table.states(n_top, self.table.rows(X))
         return states.subset(positions)
@@ -198,18 +203,21 @@ class _Language:
     target_names: np.ndarray
 
 
-def _load_language(language: str, mldoc: str | None):
-    """Return (train texts, y, doc ids, test texts, y, doc ids, target names)."""
+def _load_language(language: str, mldoc: str | None, split: str = "test", classes="mldoc"):
+    """Return (train texts, y, doc ids, scored texts, y, doc ids, target names).
+
+    The scored documents are those of ``split`` ("test", or "dev" for tuning).
+    """
     if mldoc is not None:
         from ..datasets import load_mldoc
 
         train = load_mldoc(mldoc, language, "train")
-        test = load_mldoc(mldoc, language, "test")
+        test = load_mldoc(mldoc, language, split)
         return (train.data, train.target, None, test.data, test.target, None, train.target_names)
     from ..datasets import load_libreoffice_help
 
-    train = load_libreoffice_help(languages=language, split="train")
-    test = load_libreoffice_help(languages=language, split="test")
+    train = load_libreoffice_help(languages=language, split="train", classes=classes)
+    test = load_libreoffice_help(languages=language, split=split, classes=classes)
     return (
         train.data,
         train.target,
@@ -232,8 +240,19 @@ def _check_languages(languages: Iterable[str], mldoc: str | None) -> None:
         raise ValueError(f"Unknown language(s) {unknown} for {corpus}; use some of {list(known)}.")
 
 
-def _encode_languages(languages, *, encoder, mldoc, device, cache_dir, verbose, prefix="auto"):
-    """Load every language and embed its documents once.
+def _encode_languages(
+    languages,
+    *,
+    encoder,
+    mldoc,
+    device,
+    cache_dir,
+    verbose,
+    prefix="auto",
+    split="test",
+    classes="mldoc",
+):
+    """Load every language and embed its documents once (the scored ones from ``split``).
 
     Returns the per-language data, the document table, the texts (by table row) and the
     timings.
@@ -262,10 +281,10 @@ def _encode_languages(languages, *, encoder, mldoc, device, cache_dir, verbose, 
     data, embeddings, counts = {}, [], []
     for language in languages:
         train_x, y_train, train_ids, test_x, y_test, test_ids, names = _load_language(
-            language, mldoc
+            language, mldoc, split, classes
         )
         if train_ids is not None and np.intersect1d(train_ids, test_ids).size:
-            raise ValueError(f"{language}: a page is in both the train and the test split.")
+            raise ValueError(f"{language}: a page is in both the train and the {split} split.")
         first_new = len(texts)
         data[language] = _Language(
             rows_of(train_x), y_train, rows_of(test_x), y_test, train_ids, test_ids, names

@@ -13,6 +13,15 @@ import numpy as np
 
 from ._runner import BenchmarkResults
 
+_TITLES = {
+    "accuracy": "Accuracy",
+    "macro_f1": "Macro-F1",
+    "log_loss": "Log-loss of predict_proba (lower is better)",
+    "brier": "Brier score of predict_proba (lower is better)",
+    "ece": "Expected calibration error of predict_proba, 10 bins (lower is better)",
+}
+_LOWER_IS_BETTER = ("log_loss", "brier", "ece")
+
 
 def _task_label(run: Mapping) -> str:
     if run.get("setting") == "cross-lingual":
@@ -63,28 +72,32 @@ def format_table(results: Sequence[Mapping], metric: str = "accuracy") -> str:
     ----------
     results : sequence of dict
         Runs, as returned by :func:`run_benchmark` (or read back from ``results.json``).
-    metric : {"accuracy", "macro_f1"}, default="accuracy"
-        The score to show.
+    metric : {"accuracy", "macro_f1", "log_loss", "brier", "ece"}, default="accuracy"
+        The score to show; the last three (the calibration of ``predict_proba``: lower is
+        better) skip the methods without probabilities.
 
     Returns
     -------
     table : str
-        One column per method; ``*`` marks the best mean of each row. Cross-lingual rows
+        One column per method; ``*`` marks the best mean of each row (the highest, or
+        the lowest for the calibration scores). Cross-lingual rows
         are labelled ``source-target``. With several languages, an "average" block gives,
         per ``n``, the mean over seeds of the average over languages. Standard deviations
         are over seeds (``ddof=1``).
     """
-    if metric not in ("accuracy", "macro_f1"):
-        raise ValueError(f"metric must be 'accuracy' or 'macro_f1'; got {metric!r}.")
+    if metric not in _TITLES:
+        raise ValueError(f"metric must be one of {list(_TITLES)}; got {metric!r}.")
+    results = [run for run in results if metric in run]
     if not results:
         return "(no results)"
+    pick = min if metric in _LOWER_IS_BETTER else max
     cells, averages = _summary(results, metric)
     methods = _ordered(run["method"] for run in results)
     seeds = _ordered(run["seed"] for run in results)
 
     def row(label, n, scores_by_method):
         stats = {m: _mean_std(s) for m, s in scores_by_method.items() if len(s)}
-        best = max(mean for mean, _ in stats.values()) if stats else None
+        best = pick(mean for mean, _ in stats.values()) if stats else None
         texts = []
         for method in methods:
             if method not in stats:
@@ -116,7 +129,7 @@ def format_table(results: Sequence[Mapping], metric: str = "accuracy") -> str:
         first = [values[0].ljust(widths[0]), values[1].rjust(widths[1])]
         return "  ".join(first + [v.rjust(w) for v, w in zip(values[2:], widths[2:])])
 
-    title = {"accuracy": "Accuracy", "macro_f1": "Macro-F1"}[metric]
+    title = _TITLES[metric]
     out = [
         f"{title}: mean ± std over {len(seeds)} seed(s); * = best in the row",
         line(header),
@@ -182,6 +195,22 @@ def format_timings(results: BenchmarkResults | Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def _figure_class(caller: str):
+    """matplotlib's ``Figure``, drawn off-screen (Agg), or an ImportError naming ``caller``."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(f"{caller} needs matplotlib: pip install 'skdgm[plot]'.") from exc
+
+    class _AggFigure(Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            FigureCanvasAgg(self)
+
+    return _AggFigure
+
+
 def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "accuracy") -> Path:
     """Plot the score against the number of labelled documents, one panel per language.
 
@@ -204,11 +233,7 @@ def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "ac
     ImportError
         If matplotlib is not installed.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError("plot_results needs matplotlib: pip install 'skdgm[plot]'.") from exc
+    Figure = _figure_class("plot_results")
     cells, _ = _summary(results, metric)
     labels = _ordered(label for label, _ in cells)
     methods = _ordered(run["method"] for run in results)
@@ -218,7 +243,6 @@ def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "ac
     columns = min(len(labels), 4)
     rows = math.ceil(len(labels) / columns)
     figure = Figure(figsize=(4 * columns, 3.2 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for axis, label in zip(axes, labels):
         sizes = sorted((n for lab, n in cells if lab == label), key=_size_order)
@@ -250,6 +274,56 @@ def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "ac
     return path
 
 
+def plot_reliability(results: Sequence[Mapping], path: str | Path) -> Path:
+    """Draw each method's reliability diagram, its runs pooled: accuracy against confidence.
+
+    Parameters
+    ----------
+    results : sequence of dict
+        Runs, as returned by :func:`run_benchmark`; those without ``reliability`` (no
+        ``predict_proba``) are left out.
+    path : str or Path
+        The image file to write (e.g. ``reliability.png``).
+
+    Returns
+    -------
+    path : Path
+        The file written.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    """
+    Figure = _figure_class("plot_reliability")
+    from ._calibration import expected_calibration_error
+
+    pooled: dict[str, np.ndarray] = {}
+    for run in results:
+        if "reliability" in run:
+            bins = np.asarray(run["reliability"], dtype=float)
+            pooled[run["method"]] = pooled.get(run["method"], 0) + bins
+    figure = Figure(figsize=(5.5, 4.5), layout="constrained")
+    axis = figure.subplots()
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
+    for method, bins in pooled.items():
+        filled = bins[:, 0] > 0
+        confidence = bins[filled, 1] / bins[filled, 0]
+        accuracy = bins[filled, 2] / bins[filled, 0]
+        ece = expected_calibration_error(bins)
+        axis.plot(confidence, accuracy, marker="o", label=f"{method} (ECE {ece:.3f})")
+    axis.set_xlabel("mean confidence of the predicted class (bins of 0.1)")
+    axis.set_ylabel("accuracy in the bin")
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(0, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
+
 _CSV_FIELDS = (
     "setting",
     "language",
@@ -264,6 +338,9 @@ _CSV_FIELDS = (
     "method",
     "accuracy",
     "macro_f1",
+    "log_loss",
+    "brier",
+    "ece",
     "fit_seconds",
     "predict_seconds",
 )
@@ -272,7 +349,11 @@ _CSV_FIELDS = (
 def write_results(
     results: BenchmarkResults | Sequence[Mapping], folder: str | Path, *, plot: bool = True
 ) -> list[Path]:
-    """Write ``results.csv``, ``results.json`` and (with matplotlib) ``accuracy.png``.
+    """Write ``results.csv``, ``results.json`` and (with matplotlib) the plots.
+
+    The plots: ``accuracy.png`` (:func:`plot_results`) and, when runs have
+    probabilities, ``reliability.png`` (:func:`plot_reliability`). The CSV file leaves
+    out each run's reliability bins (in the JSON file).
 
     Parameters
     ----------
@@ -291,9 +372,10 @@ def write_results(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / "results.csv"
-    fields = list(_CSV_FIELDS) + sorted({k for run in results for k in run} - set(_CSV_FIELDS))
+    extra = {k for run in results for k in run} - set(_CSV_FIELDS) - {"reliability"}
+    fields = list(_CSV_FIELDS) + sorted(extra)
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(results)
     json_path = folder / "results.json"
@@ -307,6 +389,8 @@ def write_results(
     if plot:
         try:
             paths.append(plot_results(results, folder / "accuracy.png"))
+            if any("reliability" in run for run in results):
+                paths.append(plot_reliability(results, folder / "reliability.png"))
         except ImportError as exc:
             print(f"Skipping the plot: {exc}", file=sys.stderr)
     return paths

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, f1_score
 
+from ._calibration import calibration_scores
 from ._configs import DEFAULT_ENCODER, DEFAULT_LANGUAGES
 from ._data import (
     _FEATURES,
@@ -98,8 +99,14 @@ def _run_one(method: Method, task: _Task, context: MethodContext, views) -> dict
         start = time.perf_counter()
         predicted = estimator.predict(view(task.test_rows))
         predict_seconds = time.perf_counter() - start
+        # Outside predict_seconds: a second pass for the probabilities' calibration.
+        proba = (
+            estimator.predict_proba(view(task.test_rows))
+            if hasattr(estimator, "predict_proba")
+            else None
+        )
     labels = np.unique(np.concatenate([task.y_test, task.y_train[labelled]]))
-    return {
+    scores = {
         "accuracy": float(accuracy_score(task.y_test, predicted)),
         "macro_f1": float(
             f1_score(task.y_test, predicted, labels=labels, average="macro", zero_division=0)
@@ -107,6 +114,9 @@ def _run_one(method: Method, task: _Task, context: MethodContext, views) -> dict
         "fit_seconds": fit_seconds,
         "predict_seconds": predict_seconds,
     }
+    if proba is not None:
+        scores.update(calibration_scores(task.y_test, proba, estimator.classes_))
+    return scores
 
 
 def _label(source: str, target: str) -> str:
@@ -135,6 +145,7 @@ def _record(task: _Task, name: str, scores: dict) -> dict:
         "n_labelled": n_labelled,
         "n_unlabelled": len(task.y_train) - n_labelled,
         "n_test": len(task.y_test),
+        "n_classes": int(np.unique(task.y_test).size),
         "seed": task.seed,
         "draw": task.draw,
         "method": name,
@@ -329,6 +340,8 @@ def run_benchmark(
     method_limits: Mapping[str, Mapping] | None = None,
     on_run: Callable[[dict], None] | None = None,
     n_jobs: int = 1,
+    split: str = "test",
+    classes: str = "mldoc",
     verbose: int = 1,
 ) -> BenchmarkResults:
     """Run every method on the same draws of labelled documents and score it.
@@ -381,6 +394,12 @@ def run_benchmark(
         different thread count); fit times are those of runs sharing the cores, and
         the report says so. On 2 cores, 2 jobs of 1 thread fit the SDGM about 1.5 times
         faster in all than one run after another with 2 threads.
+    split : {"test", "dev"}, default="test"
+        The split every method is scored on. ``"dev"`` is for choosing settings
+        (``docs/tuning.rst``); ``"test"`` for the final tables only.
+    classes : {"mldoc", "all"}, default="mldoc"
+        The bundled corpus's classes: the 4 most like MLDoc's, or all 8 (then ``n``
+        labelled documents are ``n / 8`` a class). Ignored with ``mldoc``.
     verbose : int, default=1
         Show progress bars when > 0 (and the encoder's own when > 1).
 
@@ -391,8 +410,11 @@ def run_benchmark(
         "cross-lingual"), ``language`` (of the test documents), ``source``, ``target``,
         ``n`` (as asked), ``n_labelled``, ``n_unlabelled``, ``n_test``, ``seed``,
         ``draw`` (a fingerprint of the labelled documents, the same for every method),
-        ``method``, ``accuracy``, ``macro_f1``, ``fit_seconds`` and ``predict_seconds``;
-        its ``timings`` attribute holds the encoding times.
+        ``method``, ``accuracy``, ``macro_f1``, ``fit_seconds`` and ``predict_seconds``,
+        and for methods with ``predict_proba`` the calibration of their probabilities
+        (``log_loss``, ``brier``, ``ece`` and ``reliability``: see
+        :func:`~skdgm.benchmark.calibration_scores`); its ``timings`` attribute holds the
+        encoding times.
     """
     languages = list(dict.fromkeys(languages))
     pairs = [tuple(pair) for pair in cross_lingual]
@@ -403,6 +425,12 @@ def run_benchmark(
             )
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive int; got {n_jobs!r}.")
+    if split not in ("test", "dev"):
+        raise ValueError(f"split must be 'test' or 'dev' (for tuning); got {split!r}.")
+    if classes not in ("mldoc", "all"):
+        raise ValueError(
+            f"classes must be 'mldoc' (4 classes) or 'all' (8 classes); got {classes!r}."
+        )
     sizes = _check_sizes(sizes)
     cl_sizes = sizes if cross_lingual_sizes is None else _check_sizes(cross_lingual_sizes)
     seed_list = _resolve_seeds(seeds)
@@ -432,6 +460,8 @@ def run_benchmark(
         device=device,
         cache_dir=cache_dir,
         verbose=verbose,
+        split=split,
+        classes=classes,
     )
     tasks = [
         (language, language, n, seed)
@@ -493,6 +523,8 @@ def run_benchmark(
         "encoder": str(encoder),
         "encoder_prefix": encoder_prefix,
         "data": f"MLDoc at {mldoc}" if mldoc is not None else "LibreOffice help (bundled)",
+        "split": split,
+        "classes": classes if mldoc is None else "MLDoc's",
         "device": device,
         "n_jobs": int(n_jobs),
         "pooled_methods": [name for name in chosen if name in pooled],

@@ -146,6 +146,17 @@ class MultilingualEncoder(
     max_length_ : int
         ``max_length`` capped at the model's limit.
 
+    pooling_ : str
+        ``pooling`` at ``fit``.
+
+    normalize_ : bool
+        ``normalize`` at ``fit``.
+
+    long_documents_ : str
+        ``long_documents`` at ``fit``. These three, ``prefix_`` and ``max_length_`` are
+        what ``transform`` uses: parameters set after ``fit`` take effect at the next
+        ``fit``.
+
     tuned_layers_ : int
         Number of top layers whose weights were fine-tuned in a classifier's ``fit``
         (``fine_tune_layers`` of :class:`~skdgm.SemiSupervisedVAEClassifier` or
@@ -242,6 +253,11 @@ class MultilingualEncoder(
         else:
             self.prefix_ = self.prefix
         self.max_length_ = capped_max_length(tokenizer, model, self.max_length)
+        # Frozen here, like prefix_ and max_length_: set_params after fit (a Pipeline's
+        # set_params(enc__pooling=...)) cannot change the embeddings of a fitted encoder.
+        self.pooling_ = self.pooling
+        self.normalize_ = bool(self.normalize)
+        self.long_documents_ = self.long_documents
         self._model_identity = identity
         check_room(
             tokenizer, self._special_layout, self.prefix_, self.max_length_, asked=self.max_length
@@ -340,6 +356,14 @@ class MultilingualEncoder(
     def _n_features_out(self):
         return self.embedding_dim_
 
+    def __setstate__(self, state):
+        # Pickled before pooling_, normalize_ and long_documents_ existed: the parameters
+        # it was pickled with are what it was fitted with.
+        if "max_length_" in state:
+            for name in ("pooling", "normalize", "long_documents"):
+                state.setdefault(f"{name}_", state.get(name))
+        super().__setstate__(state)
+
     def __getstate__(self):
         # The model is reloaded from ``model_path_`` after unpickling, so pickles stay
         # small and joblib does not copy the weights to every worker.
@@ -361,6 +385,9 @@ class MultilingualEncoder(
         "prefix_",
         "max_length_",
         "tuned_layers_",
+        "pooling_",
+        "normalize_",
+        "long_documents_",
     )
 
     def _fitted_state(self):
@@ -389,7 +416,9 @@ class MultilingualEncoder(
         from ._tuning import state_digest
 
         for name in self._SAVED_ATTRIBUTES:
-            setattr(self, name, values[name])
+            # Files saved before pooling_, normalize_ and long_documents_ existed: the
+            # parameters they were saved with.
+            setattr(self, name, values.get(name, getattr(self, name[:-1], None)))
         self.device_ = fitted_device(values["device_"], device)
         self._model_identity = values["model_identity"]
         self._top = None
@@ -455,11 +484,11 @@ class MultilingualEncoder(
     def _settings_key(self) -> str:
         settings = {
             "model": self._model_identity,
-            "pooling": self.pooling,
+            "pooling": self.pooling_,
             "max_length": self.max_length_,
-            "long_documents": self.long_documents,
+            "long_documents": self.long_documents_,
             "prefix": self.prefix_,
-            "normalize": bool(self.normalize),
+            "normalize": bool(self.normalize_),
             "precision": self.precision_,
             "device": self.device_.split(":")[0],
         }
@@ -482,7 +511,7 @@ class MultilingualEncoder(
             special_layout=self._special_layout,
             prefix=self.prefix_,
             max_length=self.max_length_,
-            long_documents=self.long_documents,
+            long_documents=self.long_documents_,
             device=self.device_,
             precision=self.precision_,
             batch_size=self.batch_size,
@@ -495,7 +524,7 @@ class MultilingualEncoder(
         top = getattr(self, "_top", None)
         run = self._run()
         return embed_documents(
-            run, documents, pooling=self.pooling, normalize=self.normalize, top=top
+            run, documents, pooling=self.pooling_, normalize=self.normalize_, top=top
         )
 
     # ------------------------------------------------------------------ fine-tuning
@@ -507,7 +536,7 @@ class MultilingualEncoder(
     def _new_top(self, n_top: int, normalize: bool):
         from ._tuning import TunableTop
 
-        return TunableTop(self._model, n_top, self.pooling, normalize, self.precision_)
+        return TunableTop(self._model, n_top, self.pooling_, normalize, self.precision_)
 
     def _check_n_top(self, n_top: int) -> None:
         if self.tuned_layers_ and n_top != self.tuned_layers_:
@@ -534,7 +563,7 @@ class MultilingualEncoder(
 
         self._ensure_loaded()
         self._check_n_top(n_top)
-        normalize = self.normalize if normalize is None else normalize
+        normalize = self.normalize_ if normalize is None else normalize
         top = self._new_top(n_top, normalize)
         if self._top is not None:
             top.load_state_dict(self._top.state_dict())
