@@ -19,6 +19,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.preprocessing import StandardScaler
 
+#: Standardised features are clipped to this many standard deviations of the training rows.
+MAX_STANDARDISED = 1e6
+
 #: Ids of the GRU decoder's special tokens; the vocabulary's pieces follow them.
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 N_SPECIAL = 4
@@ -220,10 +223,17 @@ class ModelInputs:
         """
         blocks, target = [], None
         if self.has_features:
+            # Clipped at a million standard deviations of the training rows: a feature
+            # nearly constant there (a scale of 1e-35) turned a new row's value into
+            # float32's infinity, and the probabilities into NaN.
             if sp.issparse(features):
-                scaled = sp.csr_matrix(self.scaler_.transform(features), dtype=np.float32)
+                scaled = sp.csr_matrix(self.scaler_.transform(features), dtype=np.float64)
+                np.clip(scaled.data, -MAX_STANDARDISED, MAX_STANDARDISED, out=scaled.data)
+                scaled = scaled.astype(np.float32)
             else:
-                scaled = np.asarray(self.scaler_.transform(features), dtype=np.float32)
+                scaled = np.clip(
+                    self.scaler_.transform(features), -MAX_STANDARDISED, MAX_STANDARDISED
+                ).astype(np.float32)
             blocks.append(scaled)
             target = scaled if self.decoder == "gaussian" else None
         if self.has_counts:
