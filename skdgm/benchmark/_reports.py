@@ -195,20 +195,16 @@ def format_timings(results: BenchmarkResults | Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
-def _figure_class(caller: str):
-    """matplotlib's ``Figure``, drawn off-screen (Agg), or an ImportError naming ``caller``."""
+def _new_figure(caller: str, **kwargs):
+    """A matplotlib figure drawn off-screen (Agg), or an ImportError naming ``caller``."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(f"{caller} needs matplotlib: pip install 'skdgm[plot]'.") from exc
-
-    class _AggFigure(Figure):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            FigureCanvasAgg(self)
-
-    return _AggFigure
+    figure = Figure(**kwargs)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "accuracy") -> Path:
@@ -233,7 +229,6 @@ def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "ac
     ImportError
         If matplotlib is not installed.
     """
-    Figure = _figure_class("plot_results")
     cells, _ = _summary(results, metric)
     labels = _ordered(label for label, _ in cells)
     methods = _ordered(run["method"] for run in results)
@@ -242,7 +237,7 @@ def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "ac
         n_labelled.setdefault((_task_label(run), run["n"]), []).append(run["n_labelled"])
     columns = min(len(labels), 4)
     rows = math.ceil(len(labels) / columns)
-    figure = Figure(figsize=(4 * columns, 3.2 * rows), layout="constrained")
+    figure = _new_figure("plot_results", figsize=(4 * columns, 3.2 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for axis, label in zip(axes, labels):
         sizes = sorted((n for lab, n in cells if lab == label), key=_size_order)
@@ -295,7 +290,6 @@ def plot_reliability(results: Sequence[Mapping], path: str | Path) -> Path:
     ImportError
         If matplotlib is not installed.
     """
-    Figure = _figure_class("plot_reliability")
     from ._calibration import expected_calibration_error
 
     pooled: dict[str, np.ndarray] = {}
@@ -303,7 +297,7 @@ def plot_reliability(results: Sequence[Mapping], path: str | Path) -> Path:
         if "reliability" in run:
             bins = np.asarray(run["reliability"], dtype=float)
             pooled[run["method"]] = pooled.get(run["method"], 0) + bins
-    figure = Figure(figsize=(5.5, 4.5), layout="constrained")
+    figure = _new_figure("plot_reliability", figsize=(5.5, 4.5), layout="constrained")
     axis = figure.subplots()
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
     for method, bins in pooled.items():
