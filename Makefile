@@ -39,8 +39,8 @@ docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 lint: $(STAMP)
-	$(PY) -m ruff check skdgm tests examples benchmarks
-	$(PY) -m ruff format --check skdgm tests examples benchmarks
+	$(PY) -m ruff check skdgm tests examples benchmarks studies
+	$(PY) -m ruff format --check skdgm tests examples benchmarks studies
 
 clean:
-	rm -rf $(VENV) docs/_build docs/generated docs/auto_examples docs/gen_modules docs/sg_execution_times.rst build dist *.egg-info
+	rm -rf $(VENV) docs/_build docs/results.rst docs/generated docs/auto_examples docs/gen_modules docs/sg_execution_times.rst build dist *.egg-info

@@ -1,10 +1,13 @@
 """Sphinx configuration for skdgm's documentation."""
 
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
 import re
+import sys
+from pathlib import Path
 
 from sphinx.pycode import ModuleAnalyzer
 
@@ -127,7 +130,28 @@ sphinx_gallery_conf = {
 }
 
 
+def _load_results_index():
+    """docs/_results_index.py, imported by its path (docs/ is not a package)."""
+    path = Path(__file__).resolve().with_name("_results_index.py")
+    spec = importlib.util.spec_from_file_location("_results_index", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_results_page(app):
+    """Write results.rst, the index of docs/results/, from the citations as they are now.
+
+    Generated at every build (and ignored by git), so it cannot go stale; rewritten only
+    when it changes, so that an unchanged page is not rebuilt.
+    """
+    _load_results_index().write_page(Path(app.srcdir).parent)
+
+
 def setup(app):
+    # Before the sources are read (sphinx-gallery writes its pages at this event too).
+    app.connect("builder-inited", _write_results_page)
     app.connect("autodoc-skip-member", _skip_foreign_members)
     # Before numpydoc's handler (priority 500), which formats what it is given.
     app.connect("autodoc-process-docstring", _document_constants, priority=400)

@@ -8,9 +8,8 @@ from ._classifier import SemiSupervisedVAEClassifier
 from ._documents import documents_as_array, documents_from_array
 from ._persistence import load, save
 from ._transformer_classifier import TransformerClassifier
+from ._version import __version__
 from .encoders import NXVAE
-
-__version__ = "0.1.0"
 
 __all__ = [
     "NXVAE",

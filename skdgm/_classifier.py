@@ -13,6 +13,13 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import LabelledScoreMixin
+from ._classifier_state import (
+    SET_BY_VALIDATION,
+    fitted_attributes,
+    fitted_state,
+    pickled_state,
+    unpickled_state,
+)
 from ._documents import check_documents
 from ._features import (
     check_fit_input,
@@ -20,20 +27,17 @@ from ._features import (
     prediction_features,
     resolve_decoder,
     split_numeric,
+    take_rows,
     token_ids,
     training_inputs,
 )
 from ._persistence import PersistenceMixin
-from ._preprocessing import ModelInputs
 from ._validation import check_semi_supervised_labels, unlabelled_sample, validation_split
 
 __all__ = ["SemiSupervisedVAEClassifier"]
 
 #: Documents whose inputs ``predict``, ``predict_proba`` and ``transform`` build at a time.
 _PREDICT_CHUNK = 16384
-
-#: Attributes that scikit-learn's validate_data sets on the estimator while checking X.
-_SET_BY_VALIDATION = ("n_features_in_", "feature_names_in_")
 
 
 class SemiSupervisedVAEClassifier(
@@ -471,16 +475,17 @@ class SemiSupervisedVAEClassifier(
         """
         # validate_data sets n_features_in_ (and feature_names_in_) as it checks X: put
         # the previous ones back if this fit fails.
-        kept = {k: v for k, v in self.__dict__.items() if k in _SET_BY_VALIDATION}
+        kept = {k: v for k, v in self.__dict__.items() if k in SET_BY_VALIDATION}
         try:
             return self._fit(X, y)
         except BaseException:
-            for key in _SET_BY_VALIDATION:
+            for key in SET_BY_VALIDATION:
                 self.__dict__.pop(key, None)
             self.__dict__.update(kept)
             raise
 
     def _fit(self, X, y):
+        """Fit the model; ``fit`` puts validate_data's attributes back if this fails."""
         from ._device import resolve_device
         from ._sdgm import fit_sdgm
 
@@ -503,8 +508,7 @@ class SemiSupervisedVAEClassifier(
         rest, fit_rows = unlabelled_sample(labelled_mask, self.max_unlabelled, seed)
         all_docs, all_X = docs, X
         if rest.size:  # learn from a sample of the unlabelled rows; predict the rest after
-            docs = None if docs is None else [docs[i] for i in fit_rows]
-            X = None if X is None else X[fit_rows]
+            docs, X = take_rows(docs, X, fit_rows)
             labelled_mask = labelled_mask[fit_rows]
         encoder, embedder, sequences = None, None, None
         if docs is None:
@@ -530,13 +534,8 @@ class SemiSupervisedVAEClassifier(
             train_pos, valid_pos = all_pos, all_pos[:0]
             if self.early_stopping:
                 train_pos, valid_pos = validation_split(y_index, self.validation_fraction, rng)
-            params = self.get_params(deep=False)
-            if params["classifier_sees_inputs"] == "auto":
-                params["classifier_sees_inputs"] = docs is not None
-            if params["linear_weight"] == "auto" and docs is None:
-                params["linear_weight"] = 0.0
             fitted = fit_sdgm(
-                params,
+                self._fit_params(docs is not None),
                 decoder=decoder,
                 inputs=inputs,
                 targets=targets,
@@ -585,10 +584,8 @@ class SemiSupervisedVAEClassifier(
             # a chunk at a time (on a copy: this estimator changes only below).
             fitted_copy = copy.copy(self)
             fitted_copy.__dict__.update(attributes)
-            if all_docs is not None:
-                transduction[rest] = fitted_copy.predict([all_docs[i] for i in rest])
-            else:
-                transduction[rest] = fitted_copy.predict(all_X[rest])
+            rest_docs, rest_X = take_rows(all_docs, all_X, rest)
+            transduction[rest] = fitted_copy.predict(rest_X if rest_docs is None else rest_docs)
         if fitted.interrupted:
             warnings.warn(fitted.interruption(self.early_stopping), UserWarning, stacklevel=4)
         # The fit succeeded: only now does the estimator change.
@@ -599,25 +596,29 @@ class SemiSupervisedVAEClassifier(
         """Whether a ``fit`` has completed."""
         return hasattr(self, "module_")
 
-    def _check_warm_start(self, classes, decoder, documents):
-        """Refuse a warm start that cannot go on from the previous fit."""
-        from ._sdgm import network_changes
-
+    def _fit_params(self, documents: bool) -> dict:
+        """``get_params()``, each "auto" that depends on the kind of data resolved."""
         params = self.get_params(deep=False)
         if params["classifier_sees_inputs"] == "auto":
             params["classifier_sees_inputs"] = documents
-        problems = network_changes(params, self._module_kwargs)
-        if not np.array_equal(classes, self.classes_):
-            problems.append(f"classes {classes.tolist()}, previously {self.classes_.tolist()}")
-        if decoder != self.decoder_:
-            problems.append(f"decoder {decoder!r}, previously {self.decoder_!r}")
-        fitted_size = self._module_kwargs.get("n_members", 1)
-        if self.ensemble_size != fitted_size:
-            problems.append(f"ensemble_size={self.ensemble_size}, previously {fitted_size}")
-        had_documents = getattr(self, "encoder_", None) is not None
-        if documents != had_documents:
-            kinds = ("numeric features", "documents")
-            problems.append(f"{kinds[documents]}, previously {kinds[had_documents]}")
+        if params["linear_weight"] == "auto" and not documents:
+            params["linear_weight"] = 0.0
+        return params
+
+    def _check_warm_start(self, classes, decoder, documents):
+        """Refuse a warm start that cannot go on from the previous fit."""
+        from ._sdgm import warm_start_changes
+
+        problems = warm_start_changes(
+            self._fit_params(documents),
+            self._module_kwargs,
+            classes=classes,
+            fitted_classes=self.classes_,
+            decoder=decoder,
+            fitted_decoder=self.decoder_,
+            documents=documents,
+            fitted_documents=getattr(self, "encoder_", None) is not None,
+        )
         if problems:
             raise ValueError(
                 "warm_start=True goes on with the previous fit's networks, so it needs the "
@@ -649,30 +650,23 @@ class SemiSupervisedVAEClassifier(
         ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _on_device(self, inputs):
-        """Move the model to its device; return the rows of ``inputs`` and their index."""
-        from ._device import resolve_device
-        from ._sdgm import RowSource
-
-        device = resolve_device(self.device_)
-        self.module_.to(device)
-        return RowSource(inputs, device), np.arange(inputs.shape[0])
-
-    def _logits(self, inputs):
-        from ._sdgm import predict_logits
-
-        return predict_logits(self.module_, *self._on_device(inputs), 1024).double().cpu()
-
     def _log_proba(self, inputs):
-        """log q(y | x), pooled with the linear expert when the fit has one."""
-        import torch
+        """log q(y | x) of the model's ``inputs``, pooled with the linear expert if any."""
+        from ._device import resolve_device
+        from ._sdgm import predict_log_proba
 
-        log_proba = torch.log_softmax(self._logits(inputs), dim=1).numpy()
-        linear = getattr(self, "_linear", None)
-        if linear is not None:
-            features = linear.features(inputs, self.inputs_.mean_, self.inputs_.scale_)
-            log_proba = linear.pool(log_proba, features)
-        return log_proba
+        linear, model_inputs = getattr(self, "_linear", None), self.inputs_
+        device = resolve_device(self.device_)
+        return predict_log_proba(
+            self.module_, linear, inputs, model_inputs.mean_, model_inputs.scale_, device
+        )
+
+    def _means(self, inputs):
+        """E[z1 | x] of the model's ``inputs``."""
+        from ._device import resolve_device
+        from ._sdgm import posterior_means
+
+        return posterior_means(self.module_, inputs, resolve_device(self.device_))
 
     def predict_log_proba(self, X):
         """Log-probability of each class.
@@ -743,12 +737,7 @@ class SemiSupervisedVAEClassifier(
             The posterior mean of z1 for each row; with ``ensemble_size`` > 1, every
             member's side by side (``ensemble_size * z1_dim`` columns).
         """
-        from ._sdgm import encode_mean
-
-        def means(inputs):
-            return encode_mean(self.module_, *self._on_device(inputs), 1024).cpu().numpy()
-
-        return self._by_chunks(X, means)
+        return self._by_chunks(X, self._means)
 
     # ----------------------------------------------------------------- plumbing
     def __sklearn_tags__(self):
@@ -763,122 +752,15 @@ class SemiSupervisedVAEClassifier(
         return tags
 
     def __getstate__(self):
-        state = self.__dict__.copy()
-        if "module_" in state:
-            # Plain CPU tensors: the pickle loads on machines without the training device.
-            state["module_"] = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
-        return state
+        return pickled_state(self.__dict__)
 
     def __setstate__(self, state):
-        module_state = state.get("module_")
-        if isinstance(module_state, dict):
-            from ._sdgm import build_module
-
-            module = build_module(state["_module_kwargs"])
-            if "z1_unit" not in module_state and hasattr(module, "z1_unit"):
-                # Pickled before the two-stage model existed: z1 in its own unit.
-                module_state["z1_unit"] = module.z1_unit
-            module.load_state_dict(module_state)
-            state["module_"] = module
-            # Pickled before the linear expert existed: q(y | x) alone.
-            state.setdefault("_linear", None)
-            state.setdefault("linear_weight_", 0.0)
-            state.setdefault("n_pseudo_labels_", 0)
-            if str(state.get("device_", "cpu")).startswith("cuda"):
-                import torch
-
-                if not torch.cuda.is_available():  # fitted on a GPU, loaded without one
-                    state["device_"] = "cpu"
-        self.__dict__.update(state)
+        self.__dict__.update(unpickled_state(state))
 
     def _fitted_state(self):
         """The fitted state for :func:`skdgm.save`: (JSON-able values, named tensors)."""
-        settings, arrays = self.inputs_.get_state()
-        values = {
-            "classes_": self.classes_,
-            "encoder_": self.encoder_,
-            "decoder_": self.decoder_,
-            "device_": self.device_,
-            "history_": self.history_,
-            "n_iter_": self.n_iter_,
-            "best_epoch_": self.best_epoch_,
-            "module_kwargs": self._module_kwargs,
-            "inputs": settings,
-            "linear": None
-            if self._linear is None
-            else {
-                "weight": self._linear.weight,
-                "n_dense": self._linear.n_dense,
-                "n_pseudo_labels": self.n_pseudo_labels_,
-            },
-        }
-        values.update({k: getattr(self, k) for k in _SET_BY_VALIDATION if hasattr(self, k)})
-        tensors = {f"module.{k}": v for k, v in self.module_.state_dict().items()}
-        tensors.update({f"inputs.{k}": v for k, v in arrays.items()})
-        # Labels may be strings: the transduction is stored as positions in classes_.
-        tensors["transduction_"] = np.searchsorted(self.classes_, self.transduction_)
-        if self._linear is not None:
-            tensors["linear.coef"] = self._linear.coef
-            tensors["linear.intercept"] = self._linear.intercept
-        return values, tensors
+        return fitted_state(self)
 
     def _restore_fitted_state(self, values, tensors, device):
         """Set the fitted attributes from :meth:`_fitted_state`'s output (:func:`skdgm.load`)."""
-        from ._device import resolve_device
-        from ._persistence import fitted_device, load_module_state
-        from ._sdgm import build_module
-
-        module = build_module(values["module_kwargs"])
-        load_module_state(module, tensors, "module.")
-        arrays = {
-            k[len("inputs.") :]: v.numpy() for k, v in tensors.items() if k.startswith("inputs.")
-        }
-        inputs = ModelInputs.from_state(values["inputs"], arrays)
-        classes = np.asarray(values["classes_"])
-        transduction = tensors["transduction_"].numpy()
-        if transduction.ndim != 1 or not np.isin(transduction, np.arange(len(classes))).all():
-            raise ValueError("transduction_ holds positions outside classes_")
-        self.device_ = fitted_device(values["device_"], device)
-        self.encoder_ = values["encoder_"]
-        self.inputs_ = inputs
-        self._module_kwargs = values["module_kwargs"]
-        self.module_ = module.to(resolve_device(self.device_))
-        self.classes_ = classes
-        self.decoder_ = values["decoder_"]
-        self.history_ = values["history_"]
-        self.n_iter_ = values["n_iter_"]
-        self.best_epoch_ = values["best_epoch_"]
-        self.transduction_ = classes[transduction]
-        self._linear = _restore_linear(values.get("linear"), tensors, len(classes), inputs)
-        self.linear_weight_ = 0.0 if self._linear is None else self._linear.weight
-        self.n_pseudo_labels_ = int((values.get("linear") or {}).get("n_pseudo_labels", 0))
-        for key in _SET_BY_VALIDATION:
-            if key in values:
-                setattr(self, key, values[key])
-
-
-def _restore_linear(settings, tensors, n_classes: int, inputs: ModelInputs):
-    """The linear expert saved by ``_fitted_state`` (None when the fit had none)."""
-    if settings is None:  # off, or saved before the linear expert existed
-        return None
-    from ._sdgm._linear import LinearExpert
-
-    for name in ("linear.coef", "linear.intercept"):
-        if name not in tensors:
-            raise ValueError(f"no tensor {name}")
-    coef = tensors["linear.coef"].double().numpy()
-    intercept = tensors["linear.intercept"].double().numpy()
-    n_features, _ = inputs.widths_
-    n_columns = (n_features if inputs.has_features else 0) + (
-        len(inputs.vocabulary_) if inputs.has_counts else 0
-    )
-    if coef.shape != (n_classes, n_columns) or intercept.shape != (n_classes,):
-        raise ValueError(
-            f"linear.coef has shape {coef.shape} and linear.intercept {intercept.shape}, "
-            f"expected ({n_classes}, {n_columns}) and ({n_classes},)"
-        )
-    weight = float(settings["weight"])
-    if not 0.0 < weight <= 1.0:
-        raise ValueError(f"the linear expert's weight is {weight}, expected 0 < w <= 1")
-    n_dense = settings["n_dense"]
-    return LinearExpert(coef, intercept, weight, None if n_dense is None else int(n_dense))
+        self.__dict__.update(fitted_attributes(values, tensors, device))

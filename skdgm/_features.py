@@ -61,6 +61,13 @@ def check_fit_input(estimator, X, y):
     return None, X, y
 
 
+def take_rows(docs, X, rows: np.ndarray):
+    """The rows ``rows`` of :func:`check_fit_input`'s (documents or None, numeric X or None)."""
+    if docs is not None:
+        return [docs[i] for i in rows], None
+    return None, X[rows]
+
+
 def prediction_features(estimator, X):
     """(features, counts) of the rows to predict, read as the fitted estimator read its own."""
     if getattr(estimator, "encoder_", None) is not None:

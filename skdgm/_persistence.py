@@ -120,7 +120,7 @@ def save(estimator: BaseEstimator, path: str | os.PathLike, *, overwrite: bool =
     >>> bool((loaded.predict_proba(X) == clf.predict_proba(X)).all())
     True
     """
-    from . import __version__
+    from ._version import __version__
 
     _class_name(estimator, "the estimator")
     check_is_fitted(estimator)
@@ -235,7 +235,7 @@ def load(path: str | os.PathLike, device: str | None = None) -> BaseEstimator:
     wrote it, or refit with this one and save again. Parameters added to an estimator
     after a folder was written take their default values.
     """
-    from . import __version__
+    from ._version import __version__
 
     folder = Path(path)
     device = _resolve_device(device)

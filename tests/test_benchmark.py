@@ -116,6 +116,18 @@ def test_tables_and_files(results, tmp_path):
     assert paths[2].stat().st_size > 1000
 
 
+def test_the_demo_says_how_to_run_the_slow_methods(results, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("skdgm.benchmark._cli.run_benchmark", lambda *a, **k: results)
+    out = tmp_path / "out"
+    assert main(["--config", "demo", "--output", str(out), "--no-plot"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())  # the advice is wrapped
+    assert printed.index("Accuracy") < printed.index("--config slow")
+    # Asked for other methods, or another configuration: no advice about the demo's.
+    assert main(["--config", "demo", "--methods", "SDGM", "--output", str(out), "--no-plot"]) == 0
+    assert main(["--config", "smoke", "--output", str(out), "--no-plot"]) == 0
+    assert "--config slow" not in " ".join(capsys.readouterr().out.split())
+
+
 def test_full_strength_transformers_train_every_layer(tiny_wordpiece_model):
     for name in FULL_STRENGTH:
         built = METHODS[name].build(MethodContext(seed=3, encoder=None))
@@ -140,7 +152,13 @@ def test_gru_and_two_stage_sdgms_run_in_full_only(monkeypatch):
     assert (two_stage.decoder, two_stage.training) == ("auto", "two_stage")
     slow = {"SDGM (GRU)", "M1+M2 two-stage", *FULL_STRENGTH}
     assert set(CONFIGS["full"]["method_limits"]) >= set(FULL_STRENGTH)  # on fewer draws
-    assert set(CONFIGS["demo"]["methods"]) == set(METHODS) - slow - {"SDGM (NXVAE)"}
+    own_model = {name for name, method in METHODS.items() if method.needs_model}
+    # The demo: every method without a model of its own but the NXVAE (which trains one);
+    # the "slow" configuration: those with one (but the GRU and the full-strength ones).
+    assert set(CONFIGS["demo"]["methods"]) == set(METHODS) - own_model - slow - {"SDGM (NXVAE)"}
+    assert set(CONFIGS["slow"]["methods"]) == own_model - slow | {"SDGM"}
+    assert CONFIGS["demo"]["method_limits"] is None  # every method on every draw
+    assert CONFIGS["demo"]["cross_lingual"] and CONFIGS["demo"]["seeds"] >= 2
     assert set(CONFIGS["cross-lingual"]["methods"]) == set(METHODS) - slow
     nxvae = METHODS["SDGM (NXVAE)"].build(MethodContext(seed=3, encoder=None, device="cpu"))
     assert type(nxvae.encoder).__name__ == "NXVAE"

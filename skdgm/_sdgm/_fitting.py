@@ -1,6 +1,7 @@
 """Running the training stages of one fit: the stages' settings (joint, or M1 then M2),
-the ELBO's weight, the class prior, a new or copied SDGM, seeded torch, advice on memory
-and the progress bar, and each stage in turn through :func:`train`."""
+the ELBO's weight, the class prior, a new or copied SDGM (and whether a warm start can
+copy the fitted one), seeded torch, advice on memory and the progress bar, and each
+stage in turn through :func:`train`."""
 
 from __future__ import annotations
 
@@ -52,6 +53,37 @@ def network_changes(params: Mapping[str, Any], module_kwargs: Mapping[str, Any])
         for key in _NETWORK_PARAMS
         if key in module_kwargs and params[key] != module_kwargs[key]
     ]
+
+
+def warm_start_changes(
+    params: Mapping[str, Any],
+    module_kwargs: Mapping[str, Any],
+    *,
+    classes: np.ndarray,
+    fitted_classes: np.ndarray,
+    decoder: str,
+    fitted_decoder: str,
+    documents: bool,
+    fitted_documents: bool,
+) -> list[str]:
+    """Why a warm start cannot go on from the fitted model: one phrase per change.
+
+    The networks' shape (:func:`network_changes`), the classes, the decoder, the
+    ensemble's size and the kind of data (documents or numeric features) must be those
+    of the fit that built ``module_kwargs``. An empty list: the warm start can go on.
+    """
+    problems = network_changes(params, module_kwargs)
+    if not np.array_equal(classes, fitted_classes):
+        problems.append(f"classes {classes.tolist()}, previously {fitted_classes.tolist()}")
+    if decoder != fitted_decoder:
+        problems.append(f"decoder {decoder!r}, previously {fitted_decoder!r}")
+    fitted_size = module_kwargs.get("n_members", 1)
+    if params["ensemble_size"] != fitted_size:
+        problems.append(f"ensemble_size={params['ensemble_size']}, previously {fitted_size}")
+    if documents != fitted_documents:
+        kinds = ("numeric features", "documents")
+        problems.append(f"{kinds[documents]}, previously {kinds[fitted_documents]}")
+    return problems
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from ._configs import CONFIGS, DEFAULT_ENCODER
@@ -190,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_timings(results))
     paths = write_results(results, args.output, plot=not args.no_plot)
     print("\nWrote " + ", ".join(str(path) for path in paths))
+    if config.get("epilogue") and args.methods is None:
+        print("\n" + textwrap.fill(config["epilogue"], 88))
     return 0
 
 

@@ -195,6 +195,10 @@ def format_timings(results: BenchmarkResults | Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
+#: One marker a method, so that lines drawn on top of each other stay visible.
+_MARKERS = "osD^vP<>Xp*h"
+
+
 def _new_figure(caller: str, **kwargs):
     """A matplotlib figure drawn off-screen (Agg), or an ImportError naming ``caller``."""
     try:
@@ -208,7 +212,10 @@ def _new_figure(caller: str, **kwargs):
 
 
 def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "accuracy") -> Path:
-    """Plot the score against the number of labelled documents, one panel per language.
+    """Plot the score against the number of labelled documents, one line per method.
+
+    With several languages the first panel is the mean over the languages, the panels
+    after it one per language and one per cross-lingual pair.
 
     Parameters
     ----------
@@ -217,7 +224,8 @@ def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "ac
     path : str or Path
         The image file to write (e.g. ``accuracy.png``).
     metric : {"accuracy", "macro_f1"}, default="accuracy"
-        The score to plot.
+        The score to plot: the mean over seeds, with error bars of one standard
+        deviation over seeds (of the average over languages, in the first panel).
 
     Returns
     -------
@@ -229,40 +237,52 @@ def plot_results(results: Sequence[Mapping], path: str | Path, metric: str = "ac
     ImportError
         If matplotlib is not installed.
     """
-    cells, _ = _summary(results, metric)
-    labels = _ordered(label for label, _ in cells)
+    cells, averages = _summary(results, metric)
     methods = _ordered(run["method"] for run in results)
     n_labelled = {}
     for run in results:
         n_labelled.setdefault((_task_label(run), run["n"]), []).append(run["n_labelled"])
-    columns = min(len(labels), 4)
-    rows = math.ceil(len(labels) / columns)
-    figure = _new_figure("plot_results", figsize=(4 * columns, 3.2 * rows), layout="constrained")
+    panels = []  # (title, {n: {method: [score per seed]}}, {n: mean labelled documents})
+    if averages:
+        mono = [run for run in results if run.get("setting", "monolingual") == "monolingual"]
+        n_languages = len(_ordered(run["language"] for run in mono))
+        x = {n: float(np.mean([r["n_labelled"] for r in mono if r["n"] == n])) for n in averages}
+        panels.append((f"mean over {n_languages} languages", averages, x))
+    for label in _ordered(label for label, _ in cells):
+        by_n = {n: {m: list(s.values()) for m, s in by_method.items()}
+                for (lab, n), by_method in cells.items() if lab == label}  # fmt: skip
+        x = {n: float(np.mean(n_labelled[(label, n)])) for n in by_n}
+        panels.append((label, by_n, x))
+    columns = min(len(panels), 3)
+    rows = math.ceil(len(panels) / columns)
+    figure = _new_figure("plot_results", figsize=(4.5 * columns, 3.4 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for axis, label in zip(axes, labels):
-        sizes = sorted((n for lab, n in cells if lab == label), key=_size_order)
-        x = [float(np.mean(n_labelled[(label, n)])) for n in sizes]
-        for method in methods:
-            stats = [
-                _mean_std(list(cells[(label, n)][method].values()))
-                if method in cells[(label, n)]
-                else (np.nan, np.nan)
-                for n in sizes
-            ]
-            mean = np.array([s[0] for s in stats])
-            std = np.array([s[1] for s in stats])
-            (line,) = axis.plot(x, mean, marker="o", label=method)
-            axis.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    for axis, (title, by_n, x_of) in zip(axes, panels):
+        sizes = sorted(by_n, key=_size_order)
+        x = [x_of[n] for n in sizes]
+        for i, method in enumerate(methods):
+            stats = [_mean_std(by_n[n][method]) if method in by_n[n] else (np.nan, np.nan)
+                     for n in sizes]  # fmt: skip
+            axis.errorbar(
+                x,
+                [mean for mean, _ in stats],
+                yerr=[std for _, std in stats],
+                marker=_MARKERS[i % len(_MARKERS)],
+                linestyle="-" if i < 10 else "--",  # matplotlib's 10 colours, then dashes
+                capsize=3,
+                label=method,
+            )
         axis.set_xscale("log", base=2)
         axis.set_xticks(x, [f"{v:.0f}" for v in x])
         axis.minorticks_off()
-        axis.set_title(label)
+        axis.set_title(title, fontweight="bold" if title.startswith("mean over") else None)
         axis.set_xlabel("labelled documents")
         axis.set_ylabel(metric.replace("_", "-"))
         axis.grid(alpha=0.3)
-    for axis in axes[len(labels) :]:
+    for axis in axes[len(panels) :]:
         axis.set_visible(False)
-    axes[0].legend(fontsize="small")
+    handles, names = axes[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="outside lower center", ncols=min(len(names), 5))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -12,7 +12,7 @@ weights, and a weight that grows with the labels per class ``m``: ``w = m / (m +
 It prints each blend's accuracy and macro-F1 per size, and its paired difference to the
 SDGM alone and to the regression alone.
 
-Run: ``python benchmarks/study_blend.py --sizes 16 32 64 128 --seeds 0 1 --seed-offset 1000``
+Run: ``python studies/study_blend.py --sizes 16 32 64 128 --seeds 0 1 --seed-offset 1000``
 """
 
 from __future__ import annotations

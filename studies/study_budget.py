@@ -1,13 +1,14 @@
 """The training budget at many documents: accuracy against ``epoch_size`` at 100,000 rows.
 
 The corpus is real: paragraphs of Debian package descriptions in about twenty languages,
-8 classes made of the packages' sections (``_debian_corpus.py``), split by package
-(a package's paragraphs and their translations fall in one split): 80 % train, 10 % dev,
-10 % test. A run takes the first ``--n-documents`` train paragraphs (in a hashed order,
-so every language and class), labels ``--labels`` of them (stratified, seeded), the rest
-unlabelled, fits ``SemiSupervisedVAEClassifier`` with its defaults (and ``--params``,
-as JSON) but for the setting studied, and scores ``--n-eval`` paragraphs of the dev split
-(``--split test`` for the final figures only). A setting is a ``+``-joined list of
+8 classes made of the packages' sections (``benchmarks/_debian_corpus.py``, shared with
+the speed benchmarks), split by package (a package's paragraphs and their translations
+fall in one split): 80 % train, 10 % dev, 10 % test. A run takes the first
+``--n-documents`` train paragraphs (in a hashed order, so every language and class),
+labels ``--labels`` of them (stratified, seeded), the rest unlabelled, fits
+``SemiSupervisedVAEClassifier`` with its defaults (and ``--params``, as JSON) but for
+the setting studied, and scores ``--n-eval`` paragraphs of the dev split (``--split
+test`` for the final figures only). A setting is a ``+``-joined list of
 parameters, each ``name=value`` (``none`` for None), e.g.:
 
 - ``epoch_size=4096``: every epoch the next 4,096 unlabelled rows of a shuffled order
@@ -17,7 +18,7 @@ parameters, each ``name=value`` (``none`` for None), e.g.:
 
 Each run appends one JSON line to ``--out`` (runs already there are skipped, so a study
 can be stopped and resumed, or split between processes by ``--seeds``). Run, e.g.:
-``python benchmarks/study_budget.py --settings epoch_size=1024,epoch_size=4096 --seeds 0,1``.
+``python studies/study_budget.py --settings epoch_size=1024,epoch_size=4096 --seeds 0,1``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _debian_corpus import debian_documents
+
+# The corpus reader is the speed benchmarks' (benchmarks/bench_documents.py reads it too).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _debian_corpus import debian_documents  # noqa: E402
 
 
 def split_of(package: str) -> str:

@@ -14,9 +14,9 @@ then scores weight rules on the saved draws without fitting again: ``w = m / (m 
 times a factor that measures how well the labelled rows' pieces cover the unlabelled
 rows' (see :func:`skdgm._sdgm._linear.piece_coverage`).
 
-Run: ``python benchmarks/study_shift.py --save DIR --sizes 16 64 --seeds 0 1``
+Run: ``python studies/study_shift.py --save DIR --sizes 16 64 --seeds 0 1``
 (add ``--pairs en-de en-fr de-fr`` for the cross-lingual draws), then
-``python benchmarks/study_shift.py --score DIR``.
+``python studies/study_shift.py --score DIR``.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ paired standard error and win rate, and the fit time as a ratio to the defaults.
 
 Run, for example::
 
-    python benchmarks/tune_defaults.py --settings defaults e2e-k2 --sizes 16 64 --seeds 0 1
-    python benchmarks/tune_defaults.py --list
+    python studies/tune_defaults.py --settings defaults e2e-k2 --sizes 16 64 --seeds 0 1
+    python studies/tune_defaults.py --list
 """
 
 from __future__ import annotations

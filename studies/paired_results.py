@@ -13,7 +13,7 @@ macro-F1, log-loss and ECE where the runs have them and the median fit-time rati
 
 Run, e.g.::
 
-    python benchmarks/paired_results.py docs/results/round14-st-*.jsonl \\
+    python studies/paired_results.py docs/results/round14-st-*.jsonl \\
         --reference-files docs/results/round17-test-*.csv --only Transformer+ST SetFit
 """
 

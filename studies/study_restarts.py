@@ -8,7 +8,7 @@ fit with the lowest final unlabelled loss (a choice made without labels), with t
 differences to one fit and the fit-time ratios. It is the study behind the restart row of
 ``docs/tuning.rst``.
 
-Run: ``python benchmarks/study_restarts.py --sizes 16 64 --seeds 0 1 2 3 --members 5``
+Run: ``python studies/study_restarts.py --sizes 16 64 --seeds 0 1 2 3 --members 5``
 """
 
 from __future__ import annotations

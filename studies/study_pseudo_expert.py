@@ -17,7 +17,7 @@ unlabelled rows (to report the pseudo-labels' accuracy, never used by a rule) an
 expert's weight. ``--score DIR`` scores the rules on the saved draws without refitting
 the SDGM.
 
-Run: ``python benchmarks/study_pseudo_expert.py --save DIR --sizes 16 32 64 128 --seeds 0 1``
+Run: ``python studies/study_pseudo_expert.py --save DIR --sizes 16 32 64 128 --seeds 0 1``
 (``--pairs en-de en-fr de-fr`` for the cross-lingual draws), then ``--score DIR``.
 """
 
