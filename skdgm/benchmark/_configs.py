@@ -55,14 +55,15 @@ CONFIGS: dict[str, dict] = {
             "The methods that fine-tune a transformer (the end-to-end SDGM, the paper's "
             "fine-tuned transformer and BERT+ST, SetFit) are left out of the demo: "
             "`python -m skdgm.benchmark --config slow` runs them beside the SDGM at 16 "
-            "labels on every language, about 80 minutes on 2 CPU cores (minutes on a GPU); "
+            "labels on every language, about 80 minutes on 2 CPU cores (an estimate); "
             "`make benchmark` runs every method on every size and seed. Every figure "
             "measured so far: docs/benchmark.rst."
         ),
     },
     # The methods that fine-tune a transformer, beside the SDGM, at 16 labels on one
-    # seed: about 80 minutes on 2 CPU cores (BERT+ST 9 minutes a language, SetFit 4,
-    # the end-to-end SDGM 2.5, the transformer 0.7; measured on 2026-12-06).
+    # seed: about 80 minutes on 2 CPU cores, estimated from their runs in the demo of
+    # 2026-12-06 (BERT+ST 9 minutes a language, SetFit 4, the end-to-end SDGM 2.5, the
+    # transformer 0.7).
     "slow": {
         "languages": DEFAULT_LANGUAGES,
         "sizes": (16,),
