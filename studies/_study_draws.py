@@ -28,17 +28,12 @@ class Draw:
     test: list
 
 
-def draws(args):
-    """(encoder, data, draws): the encoder reading the cached embeddings, the encoded
-    corpus, and a generator of :class:`Draw` over ``args.sizes`` x pairs x ``args.seeds``.
-
-    ``args`` has ``pairs`` (e.g. ``["en-de"]``; empty: each of ``args.languages`` with
-    itself), ``languages``, ``sizes``, ``seeds``, ``cache_dir`` and ``threads``.
-    """
+def encode_corpus(languages, args):
+    """(data, table, texts) of :func:`skdgm.benchmark._data._encode_languages`: the bundled
+    corpus's ``languages`` through e5, read from ``args.cache_dir``, ``args.split`` scored,
+    ``args.classes`` kept; sets torch's threads to ``args.threads`` first when given."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    pairs = [tuple(p.split("-")) for p in args.pairs] or [(lg, lg) for lg in args.languages]
-    languages = list(dict.fromkeys(lg for pair in pairs for lg in pair))
     data, table, texts, _ = _encode_languages(
         languages,
         encoder="intfloat/multilingual-e5-small",
@@ -49,6 +44,19 @@ def draws(args):
         classes=args.classes,
         verbose=0,
     )
+    return data, table, texts
+
+
+def draws(args):
+    """(encoder, data, draws): the encoder reading the cached embeddings, the encoded
+    corpus, and a generator of :class:`Draw` over ``args.sizes`` x pairs x ``args.seeds``.
+
+    ``args`` has ``pairs`` (e.g. ``["en-de"]``; empty: each of ``args.languages`` with
+    itself), ``languages``, ``sizes``, ``seeds``, ``cache_dir`` and ``threads``.
+    """
+    pairs = [tuple(p.split("-")) for p in args.pairs] or [(lg, lg) for lg in args.languages]
+    languages = list(dict.fromkeys(lg for pair in pairs for lg in pair))
+    data, table, texts = encode_corpus(languages, args)
 
     def each():
         for n in args.sizes:

@@ -22,15 +22,13 @@ import json
 import time
 
 import numpy as np
-import torch
-from _study_draws import add_split_arguments
+from _study_draws import add_split_arguments, encode_corpus
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from skdgm import SemiSupervisedVAEClassifier
 from skdgm.benchmark._data import (
     _embeddings_and_pieces,
-    _encode_languages,
     _make_task,
     _PrecomputedEncoder,
 )
@@ -78,20 +76,9 @@ def main(argv=None) -> None:
     parser.add_argument("--save-probas", help="folder for each draw's probabilities (.npz)")
     parser.add_argument("--output", help="append the per-draw figures here, one JSON a line")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     pairs = [tuple(p.split("-")) for p in args.pairs] or [(lg, lg) for lg in args.languages]
     languages = list(dict.fromkeys(lg for pair in pairs for lg in pair))
-    data, table, texts, _ = _encode_languages(
-        languages,
-        encoder="intfloat/multilingual-e5-small",
-        mldoc=None,
-        device="auto",
-        cache_dir=args.cache_dir,
-        split=args.split,
-        classes=args.classes,
-        verbose=0,
-    )
+    data, table, texts = encode_corpus(languages, args)
     encoder = _PrecomputedEncoder(table)
     records, pieces = [], {}
     for n in args.sizes:

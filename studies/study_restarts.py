@@ -18,12 +18,11 @@ import json
 import time
 
 import numpy as np
-import torch
-from _study_draws import add_split_arguments
+from _study_draws import add_split_arguments, encode_corpus
 from sklearn.metrics import accuracy_score
 
 from skdgm import SemiSupervisedVAEClassifier
-from skdgm.benchmark._data import _encode_languages, _make_task, _PrecomputedEncoder
+from skdgm.benchmark._data import _make_task, _PrecomputedEncoder
 
 
 def main(argv=None) -> None:
@@ -44,18 +43,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's)")
     parser.add_argument("--output", help="write the per-draw figures as JSON here")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    data, table, texts, _ = _encode_languages(
-        args.languages,
-        encoder="intfloat/multilingual-e5-small",
-        mldoc=None,
-        device="auto",
-        cache_dir=args.cache_dir,
-        split=args.split,
-        classes=args.classes,
-        verbose=0,
-    )
+    data, table, texts = encode_corpus(args.languages, args)
     encoder = _PrecomputedEncoder(table)
     records = []
     for n in args.sizes:
